@@ -1,0 +1,192 @@
+import { hostname } from 'node:os';
+import { z } from 'zod';
+
+/** Camera ids appear in URLs, metrics labels and file names, so they are kept to a safe alphabet. */
+export const CAMERA_ID_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_-]{0,63}$/;
+
+/** Video codecs the live path carries. FFmpeg/SDP names. */
+export const VIDEO_CODECS = ['H264', 'H265'] as const;
+export type VideoCodec = (typeof VIDEO_CODECS)[number];
+
+const port = z.number().int().min(1).max(65535);
+const portOrZero = z.number().int().min(0).max(65535);
+
+const videoShape = {
+  /** Frame width in pixels; default 640. */
+  width: z.number().int().min(16).max(7680).multipleOf(2).default(640),
+  /** Frame height in pixels; default 360. */
+  height: z.number().int().min(16).max(4320).multipleOf(2).default(360),
+  /** Frames per second; default 30. */
+  fps: z.number().int().min(1).max(120).default(30),
+  /** Frames between keyframes; default one second's worth (fps). */
+  gop: z.number().int().min(1).max(600).optional(),
+  /** Target bitrate in kbit/s; default 1500. */
+  bitrateKbps: z.number().int().min(50).max(100_000).default(1500),
+};
+
+export const TestSourceSchema = z.strictObject({
+  kind: z.literal('test'),
+  ...videoShape,
+  /**
+   * `testsrc2`: FFmpeg's test pattern with the wall clock drawn in. `timecode`: frames whose top row of
+   * 16×16 blocks encodes the wall-clock millisecond at which the frame entered the encoder (for latency measurement).
+   */
+  pattern: z.enum(['testsrc2', 'timecode']).default('testsrc2'),
+});
+
+export const RtspSourceSchema = z.strictObject({
+  kind: z.literal('rtsp'),
+  /** `rtsp://` or `rtsps://` URL; credentials may be in it or in username/password. */
+  url: z.string().regex(/^rtsps?:\/\/[^\s]+$/, 'must be an rtsp:// or rtsps:// URL'),
+  /** RTSP lower transport; default tcp (interleaved), which survives NAT and loss better. */
+  transport: z.enum(['tcp', 'udp']).default('tcp'),
+  username: z.string().optional(),
+  password: z.string().optional(),
+});
+
+export const RpicamSourceSchema = z.strictObject({
+  kind: z.literal('rpicam'),
+  ...videoShape,
+  /** Which camera of the Pi (rpicam-vid --camera); default 0. */
+  camera: z.number().int().min(0).max(7).default(0),
+  /** The executable; default: the first of rpicam-vid, libcamera-vid found on PATH. */
+  command: z.string().min(1).optional(),
+  /** Extra arguments passed to the executable as they are (e.g. ["--hflip"]). */
+  extraArgs: z.array(z.string()).default([]),
+});
+
+export const RtpSourceSchema = z.strictObject({
+  kind: z.literal('rtp'),
+  /** UDP port the RTP arrives on. */
+  port,
+  /** Address to listen on; default 0.0.0.0. */
+  host: z.string().min(1).default('0.0.0.0'),
+  codec: z.enum(VIDEO_CODECS),
+  /** RTP payload type of the incoming stream (RFC 3551 dynamic range is 96–127). */
+  payloadType: z.number().int().min(0).max(127),
+});
+
+export const CameraSourceSchema = z.discriminatedUnion('kind', [TestSourceSchema, RtspSourceSchema, RpicamSourceSchema, RtpSourceSchema]);
+export type CameraSource = z.infer<typeof CameraSourceSchema>;
+export type CameraSourceKind = CameraSource['kind'];
+export const CAMERA_SOURCE_KINDS = ['test', 'rtsp', 'rpicam', 'rtp'] as const satisfies readonly CameraSourceKind[];
+
+export const CameraSchema = z.strictObject({
+  id: z.string().regex(CAMERA_ID_PATTERN, 'must be 1–64 letters, digits, _ or -, starting with a letter or digit'),
+  /** Display name; default the id. */
+  name: z.string().min(1).max(200).optional(),
+  /** A disabled camera is kept but not run; default true. */
+  enabled: z.boolean().default(true),
+  source: CameraSourceSchema,
+});
+export type CameraConfig = z.infer<typeof CameraSchema>;
+/** What a client sends; defaults not yet applied. */
+export type CameraInput = z.input<typeof CameraSchema>;
+
+const ipLiteral = z.string().refine((s) => /^[0-9.]+$/.test(s) || s.includes(':'), 'must be an IP address');
+
+export const ConfigSchema = z.strictObject({
+  node: z
+    .strictObject({
+      /** This node's id in the registry; default the host name. */
+      id: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/).default(() => hostname().replace(/[^a-zA-Z0-9_.-]/g, '-').slice(0, 64) || 'node'),
+      /** Free-form labels used by placement (e.g. site: shop). */
+      labels: z.record(z.string(), z.string()).default({}),
+    })
+    .prefault({}),
+  http: z
+    .strictObject({
+      /** Address the HTTP server listens on; default 0.0.0.0. */
+      host: z.string().min(1).default('0.0.0.0'),
+      /** HTTP port; default 8080. 0 picks a free one. */
+      port: portOrZero.default(8080),
+      /** Largest accepted request body in bytes; default 1 MiB. */
+      bodyLimitBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+    })
+    .prefault({}),
+  /** Folder for the embedded database, last-known config and local state; default ./data. */
+  dataDir: z.string().min(1).default('./data'),
+  log: z
+    .strictObject({
+      level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+      /** `pretty` for people, `json` for log collectors; default pretty on a terminal, json otherwise. */
+      format: z.enum(['json', 'pretty']).optional(),
+    })
+    .prefault({}),
+  database: z
+    .strictObject({
+      /** A postgres:// URL; unset runs embedded Postgres (PGlite) in dataDir/db. */
+      url: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional(),
+    })
+    .prefault({}),
+  cameraNode: z
+    .strictObject({
+      reconnect: z
+        .strictObject({
+          /** First retry delay after a source fails, in ms; default 250. */
+          initialDelayMs: z.number().int().min(10).max(60_000).default(250),
+          /** Largest retry delay in ms; default 1000, so video returns within about 2 s of the camera. */
+          maxDelayMs: z.number().int().min(100).max(300_000).default(1000),
+        })
+        .prefault({}),
+      /** A source that sends no packet for this long is restarted, in ms; default 5000. */
+      stallTimeoutMs: z.number().int().min(500).max(120_000).default(5000),
+    })
+    .prefault({}),
+  sfu: z
+    .strictObject({
+      ice: z
+        .strictObject({
+          /** Local addresses offered as ICE host candidates; default: every non-internal IPv4 address. */
+          hostAddresses: z.array(ipLiteral).default([]),
+          /** Addresses announced in place of the host addresses (NAT, containers); default none. */
+          announcedAddresses: z.array(ipLiteral).default([]),
+          /** Also offer 127.0.0.1 (for a browser on the same machine); default false. */
+          loopback: z.boolean().default(false),
+          /** Lowest UDP port for viewers' ICE; 0 lets the system pick. */
+          portMin: portOrZero.default(0),
+          /** Highest UDP port for viewers' ICE; 0 lets the system pick. */
+          portMax: portOrZero.default(0),
+        })
+        .prefault({}),
+      ingest: z
+        .strictObject({
+          /** Address the RTP ingest sockets bind to; default 127.0.0.1 (0.0.0.0 in a cluster). */
+          bindHost: z.string().min(1).default('127.0.0.1'),
+          /** Address camera-nodes send RTP to; default bindHost (or the first host address when bound to 0.0.0.0). */
+          advertisedHost: z.string().min(1).optional(),
+        })
+        .prefault({}),
+      /**
+       * Playout delay asked of viewers through the playout-delay RTP header extension, in ms.
+       * 0/0 tells the browser to render each frame as soon as it is decoded (lowest latency);
+       * raise maxMs to let it smooth network jitter instead. Default 0/0.
+       */
+      playoutDelay: z
+        .strictObject({ minMs: z.number().int().min(0).max(40_950).default(0), maxMs: z.number().int().min(0).max(40_950).default(0) })
+        .prefault({})
+        .refine((p) => p.minMs <= p.maxMs, { message: 'minMs must be <= maxMs' }),
+      /** Send a new viewer the current group of pictures at once so its first frame need not wait for a keyframe; default true. */
+      fastStart: z.boolean().default(true),
+      /** Largest group of pictures kept for fast start, in bytes; default 4 MiB. */
+      fastStartMaxBytes: z.number().int().min(0).max(64 * 1024 * 1024).default(4 * 1024 * 1024),
+      /** Viewers per camera before WHEP answers 503; default 200. */
+      maxViewersPerCamera: z.number().int().min(1).max(10_000).default(200),
+      transcode: z
+        .strictObject({
+          /** libx264 preset for H.265 → H.264 transcodes; default ultrafast. */
+          preset: z.enum(['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium']).default('ultrafast'),
+          /** Bitrate of the transcoded stream in kbit/s; default 2000. */
+          bitrateKbps: z.number().int().min(100).max(50_000).default(2000),
+          /** Stop a transcode this long after its last viewer left, in ms; default 5000. */
+          idleStopMs: z.number().int().min(0).max(600_000).default(5000),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  /** Cameras declared in the file; they are created (or updated) at start. */
+  cameras: z.array(CameraSchema).default([]),
+});
+
+export type Config = z.infer<typeof ConfigSchema>;
+export type ConfigInput = z.input<typeof ConfigSchema>;

@@ -1,0 +1,35 @@
+/**
+ * @cctv/core: what every part of the system shares. This file is the package's only door.
+ */
+export { InvalidStateError, NotFoundError, UnsupportedError, UnavailableError, TimeoutError, ValidationError, assertArg } from './errors.js';
+export { TypedEmitter } from './events.js';
+export { createLogger, configureLogging, redactUrl, scrubSecrets, LOG_LEVELS, LOG_FORMATS } from './log.js';
+export type { Logger, LogLevel, LogFormat } from './log.js';
+export { registry, counter, gauge, histogram, metricsText, collectDefaultMetrics } from './metrics.js';
+
+export {
+  ConfigSchema, CameraSchema, CameraSourceSchema, TestSourceSchema, RtspSourceSchema, RpicamSourceSchema, RtpSourceSchema,
+  CAMERA_ID_PATTERN, CAMERA_SOURCE_KINDS, VIDEO_CODECS,
+} from './config/schema.js';
+export type { Config, ConfigInput, CameraConfig, CameraInput, CameraSource, CameraSourceKind, VideoCodec } from './config/schema.js';
+export { loadConfig, parseWith, readConfigFile } from './config/load.js';
+export type { LoadConfigOptions } from './config/load.js';
+
+export { parseRtpHeader, newRtpHeader, isRtcp, seqDiff, tsDiff, RTP_HEADER_MIN } from './rtp/rtp.js';
+export type { RtpHeader } from './rtp/rtp.js';
+export { isKeyframeStart, h264IsKeyframeStart, h265IsKeyframeStart, rtpInputSdp, VIDEO_CLOCK_RATE } from './rtp/codecs.js';
+export { buildPli, buildFir, readRtcpRequests, RtcpType } from './rtp/rtcp.js';
+export type { RtcpRequests } from './rtp/rtcp.js';
+export { INGEST_PAYLOAD_TYPE, codecOfIngestPayloadType } from './rtp/payloadTypes.js';
+
+export { Supervisor, SupervisorState, spawnGuarded, terminate, liveChildCount } from './ffmpeg/supervisor.js';
+export type { SupervisorOptions, ProcessSpec, ExitInfo } from './ffmpeg/supervisor.js';
+export { findExecutable, requireExecutable } from './ffmpeg/executables.js';
+
+export { openDatabase } from './db/database.js';
+export type { Database, Queryable, OpenDatabaseOptions } from './db/database.js';
+export { migrate, MIGRATIONS_DIR } from './db/migrate.js';
+export type { MigrationResult } from './db/migrate.js';
+
+export { CameraState } from './wire.js';
+export type { CameraStatus, CameraInputStats, IngestAddress } from './wire.js';

@@ -1,0 +1,314 @@
+import {
+  InvalidStateError, NotFoundError, TypedEmitter, UnavailableError, ValidationError, createLogger,
+  type RtpHeader, type VideoCodec,
+} from '@cctv/core';
+import { chooseCodec, direction, extensionId, keepOnlyPayloadType, offeredCodecs, parseSdp, rewriteCandidates, serializeSdp } from './sdp.js';
+import { Ingest } from './ingest.js';
+import { StreamTrack } from './track.js';
+import { Transcoder } from './transcoder.js';
+import { Viewer, ViewerState } from './viewer.js';
+import { PLAYOUT_DELAY_URI, createViewerPeer, type DtlsKeys } from './webrtc.js';
+
+const log = createLogger('sfu:room');
+
+/** What a room takes from its SFU. */
+export interface RoomSettings {
+  ingestHost: string;
+  /** Addresses offered as ICE host candidates (empty: the machine's own). */
+  hostAddresses: string[];
+  announcedAddresses: string[];
+  loopback: boolean;
+  portRange: [number, number] | undefined;
+  playoutDelay: { minMs: number; maxMs: number };
+  fastStart: boolean;
+  fastStartMaxBytes: number;
+  maxViewers: number;
+  transcode: { preset: string; bitrateKbps: number; idleStopMs: number };
+  runtimeDir: string;
+  dtlsKeys: DtlsKeys;
+  /** How long to wait for a camera's first packet before WHEP answers 503, in ms. */
+  codecWaitMs: number;
+}
+
+export interface RoomEvents extends Record<string, unknown[]> {
+  viewers: [number];
+  close: [];
+}
+
+/** Result of a WHEP offer. */
+export interface ViewerAnswer {
+  viewer: Viewer;
+  /** The SDP answer. */
+  sdp: string;
+  codec: VideoCodec;
+  transcoded: boolean;
+}
+
+/**
+ * One camera's room: its RTP ingest port, its tracks (the camera's own, and an H.264 transcode while a
+ * viewer needs one) and its viewers. Created and owned by the SFU.
+ */
+export class Room extends TypedEmitter<RoomEvents> {
+  readonly cameraId: string;
+  readonly #s: RoomSettings;
+  readonly #ingest: Ingest;
+  #main: StreamTrack | null = null;
+  #h264: StreamTrack | null = null;
+  #transcoder: Transcoder | null = null;
+  #transcoderIdleTimer: NodeJS.Timeout | undefined;
+  readonly #viewers = new Map<string, Viewer>();
+  // Viewers of the transcode, connected or not: the transcoder stops when the last one goes.
+  readonly #transcodeViewers = new Set<Viewer>();
+  #codecWaiters: Array<() => void> = [];
+  #closed = false;
+  /** Viewers that waited for a keyframe (none cached), and their total wait in ms. */
+  readonly keyframeWaits = { count: 0, totalMs: 0 };
+
+  constructor(cameraId: string, settings: RoomSettings) {
+    super();
+    this.cameraId = cameraId;
+    this.#s = settings;
+    this.onListenerError = (event, error) => log.error({ camera: cameraId, event, err: error }, 'room listener failed');
+    this.#ingest = new Ingest({ host: settings.ingestHost, onRtp: (buf, h, codec) => this.#onRtp(buf, h, codec) });
+  }
+
+  /** Binds the ingest port. */
+  async initialize(): Promise<void> {
+    await this.#ingest.bind();
+  }
+
+  /** The UDP port the camera's RTP goes to. */
+  get ingestPort(): number {
+    return this.#ingest.port;
+  }
+
+  get ingestCounters() {
+    return this.#ingest.counters;
+  }
+
+  /** The codec the camera sends, once a packet has arrived. */
+  get codec(): VideoCodec | null {
+    return this.#main?.codec ?? null;
+  }
+
+  get viewerCount(): number {
+    return this.#viewers.size;
+  }
+
+  viewers(): Viewer[] {
+    return [...this.#viewers.values()];
+  }
+
+  /** The transcoder's process ids while one runs. */
+  get transcoderPids(): number[] {
+    return this.#transcoder?.pids ?? [];
+  }
+
+  /** Track statistics for metrics. */
+  trackInfo(): { discontinuities: number; profileLevelId: string | null; lastKeyframeAt: number } | null {
+    const t = this.#main;
+    return t ? { discontinuities: t.discontinuities, profileLevelId: t.profileLevelId, lastKeyframeAt: t.lastKeyframeAt } : null;
+  }
+
+  #onRtp(buf: Buffer, h: RtpHeader, codec: VideoCodec): void {
+    let track = this.#main;
+    if (!track || track.codec !== codec) {
+      track = this.#switchCodec(codec);
+    }
+    track.push(buf, h);
+  }
+
+  #switchCodec(codec: VideoCodec): StreamTrack {
+    const old = this.#main;
+    const track = new StreamTrack(codec, this.#s.fastStart ? this.#s.fastStartMaxBytes : 0);
+    this.#main = track;
+    if (old) {
+      // The camera now sends another codec: what viewers negotiated no longer fits; they reconnect.
+      log.info({ camera: this.cameraId, from: old.codec, to: codec }, 'camera codec changed; closing its viewers');
+      void this.#stopTranscoder();
+      for (const v of this.viewers()) void v.close();
+    }
+    const waiters = this.#codecWaiters;
+    this.#codecWaiters = [];
+    for (const w of waiters) w();
+    return track;
+  }
+
+  async #waitForCodec(): Promise<VideoCodec> {
+    if (this.#main) return this.#main.codec;
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.#codecWaiters = this.#codecWaiters.filter((w) => w !== done);
+        resolve();
+      };
+      const timer = setTimeout(done, this.#s.codecWaitMs);
+      this.#codecWaiters.push(done);
+    });
+    // The waiters ran (or the wait timed out); read the track again, it may have been set meanwhile.
+    const main = this.#main as StreamTrack | null;
+    if (!main) throw new UnavailableError('CAMERA_OFFLINE', `camera ${this.cameraId} is not sending video`, 2);
+    return main.codec;
+  }
+
+  /**
+   * Answers a WHEP offer (draft-ietf-wish-whep §4.2): picks the codec, creates the viewer's peer
+   * connection and returns the SDP answer with its ICE candidates (no trickle needed).
+   */
+  async createViewer(offer: string): Promise<ViewerAnswer> {
+    this.#assertOpen();
+    const parsed = parseSdp(offer);
+    const videoIndex = parsed.media.findIndex((m) => m.kind === 'video' && m.port !== 0);
+    if (videoIndex < 0) throw new ValidationError('sdp', 'has no video m= section');
+    const video = parsed.media[videoIndex]!;
+    const dir = direction(video);
+    if (dir !== 'recvonly' && dir !== 'sendrecv') throw new ValidationError('sdp', `video must be recvonly or sendrecv to receive, not ${dir}`);
+    if (!video.lines.some((l) => l.startsWith('a=fingerprint:')) && !parsed.session.some((l) => l.startsWith('a=fingerprint:'))) {
+      throw new ValidationError('sdp', 'has no DTLS fingerprint (a=fingerprint)');
+    }
+    if (!video.lines.some((l) => l.startsWith('a=ice-ufrag:')) && !parsed.session.some((l) => l.startsWith('a=ice-ufrag:'))) {
+      throw new ValidationError('sdp', 'has no ICE credentials (a=ice-ufrag)');
+    }
+    const codecs = offeredCodecs(video);
+    if (this.#viewers.size >= this.#s.maxViewers) {
+      throw new UnavailableError('TOO_MANY_VIEWERS', `camera ${this.cameraId} has its maximum of ${this.#s.maxViewers} viewers`, 5);
+    }
+    const cameraCodec = await this.#waitForCodec();
+    this.#assertOpen();
+    const choice = chooseCodec(codecs, cameraCodec, this.#main?.profileLevelId ?? null);
+    keepOnlyPayloadType(video, choice.offered.payloadType);
+    const pdId = extensionId(video, PLAYOUT_DELAY_URI);
+
+    const additional = [...this.#s.hostAddresses, ...(this.#s.loopback ? ['127.0.0.1'] : [])];
+    const { pc } = createViewerPeer({
+      codec: {
+        mimeType: `video/${choice.offered.name}`,
+        payloadType: choice.offered.payloadType,
+        clockRate: choice.offered.clockRate,
+        fmtp: choice.offered.fmtp,
+        rtcpFb: choice.offered.rtcpFb,
+      },
+      playoutDelayId: pdId,
+      additionalHostAddresses: additional,
+      portRange: this.#s.portRange,
+      dtlsKeys: this.#s.dtlsKeys,
+    });
+    let answer: string;
+    try {
+      await pc.setRemoteDescription({ type: 'offer', sdp: serializeSdp(parsed) });
+      for (const t of pc.getTransceivers()) {
+        // We only send video, and nothing else: audio and extra video sections stay silent.
+        const isOurs = t.kind === 'video' && t.mLineIndex === videoIndex;
+        t.setDirection(isOurs ? 'sendonly' : 'inactive');
+        // DTLS server (a=setup:passive, RFC 5763 §5): the browser starts the handshake the moment ICE
+        // connects, instead of waiting for us (werift's client waits 100 ms before its first flight).
+        t.dtlsTransport.role = 'server';
+      }
+      await pc.setLocalDescription(await pc.createAnswer());
+      const local = pc.localDescription?.sdp;
+      if (!local) throw new Error('no local description');
+      const allowed = new Set(additional.length > 0 && this.#s.hostAddresses.length > 0 ? additional : []);
+      answer = rewriteCandidates(local, allowed, this.#s.announcedAddresses);
+    } catch (error) {
+      await pc.close().catch(() => {});
+      throw new ValidationError('sdp', `could not be answered: ${(error as Error).message}`, { cause: error });
+    }
+
+    const track = choice.transcode ? await this.#h264Track() : this.#main!;
+    const viewer = new Viewer({
+      cameraId: this.cameraId,
+      pc,
+      payloadType: choice.offered.payloadType,
+      playoutDelayId: pdId,
+      playoutDelay: this.#s.playoutDelay,
+      idleTimeoutMs: 15_000,
+    });
+    this.#viewers.set(viewer.id, viewer);
+    viewer.on('state', (s) => {
+      if (s === ViewerState.Live && viewer.connectedAt && viewer.firstKeyframeAt - viewer.connectedAt > 50) {
+        this.keyframeWaits.count++;
+        this.keyframeWaits.totalMs += viewer.firstKeyframeAt - viewer.connectedAt;
+      }
+    });
+    viewer.on('keyframerequest', () => this.#ingest.requestKeyframe());
+    if (choice.transcode) this.#transcodeViewers.add(viewer);
+    viewer.on('close', () => {
+      this.#viewers.delete(viewer.id);
+      this.safeEmit('viewers', this.#viewers.size);
+      if (this.#transcodeViewers.delete(viewer) && this.#transcodeViewers.size === 0) this.#scheduleTranscoderStop();
+    });
+    viewer.start(track);
+    // Nothing cached to start from: ask the source for a keyframe (it may not be able to).
+    if (!track.gop()) this.#ingest.requestKeyframe();
+    this.safeEmit('viewers', this.#viewers.size);
+    log.info({ camera: this.cameraId, viewer: viewer.id, codec: choice.codec, transcoded: choice.transcode, pt: choice.offered.payloadType }, 'viewer joined');
+    return { viewer, sdp: answer, codec: choice.codec, transcoded: choice.transcode };
+  }
+
+  /** Ends a viewer (WHEP DELETE). */
+  async deleteViewer(id: string): Promise<void> {
+    const v = this.#viewers.get(id);
+    if (!v) throw new NotFoundError(`viewer ${id} is not watching camera ${this.cameraId}`);
+    await v.close();
+  }
+
+  getViewer(id: string): Viewer | undefined {
+    return this.#viewers.get(id);
+  }
+
+  async #h264Track(): Promise<StreamTrack> {
+    clearTimeout(this.#transcoderIdleTimer);
+    this.#transcoderIdleTimer = undefined;
+    if (this.#h264 && this.#transcoder) return this.#h264;
+    const output = new StreamTrack('H264', this.#s.fastStartMaxBytes);
+    const transcoder = new Transcoder({
+      cameraId: this.cameraId,
+      input: this.#main!,
+      output,
+      preset: this.#s.transcode.preset,
+      bitrateKbps: this.#s.transcode.bitrateKbps,
+      runtimeDir: this.#s.runtimeDir,
+    });
+    this.#h264 = output;
+    this.#transcoder = transcoder;
+    await transcoder.initialize();
+    log.info({ camera: this.cameraId }, 'started the H.264 transcode');
+    return output;
+  }
+
+  #scheduleTranscoderStop(): void {
+    clearTimeout(this.#transcoderIdleTimer);
+    this.#transcoderIdleTimer = setTimeout(() => {
+      if (this.#transcodeViewers.size === 0) void this.#stopTranscoder();
+    }, this.#s.transcode.idleStopMs);
+    this.#transcoderIdleTimer.unref();
+  }
+
+  async #stopTranscoder(): Promise<void> {
+    clearTimeout(this.#transcoderIdleTimer);
+    const t = this.#transcoder;
+    this.#transcoder = null;
+    this.#h264 = null;
+    if (t) {
+      await t.close();
+      log.info({ camera: this.cameraId }, 'stopped the H.264 transcode');
+    }
+  }
+
+  /** Closes every viewer, the transcoder and the ingest port. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.all(this.viewers().map((v) => v.close()));
+    await this.#stopTranscoder();
+    this.#ingest.close();
+    for (const w of this.#codecWaiters) w();
+    this.#codecWaiters = [];
+    this.safeEmit('close');
+    this.removeAllListeners();
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new InvalidStateError(`room of camera ${this.cameraId} is closed`);
+  }
+}

@@ -1,0 +1,159 @@
+/**
+ * Everything that reaches into werift lives here, so a werift upgrade touches one file.
+ * werift 0.24 does the signalling, ICE, DTLS and RTCP receive; the media send path is ours (viewer.ts):
+ * we take the SRTP session keys and the nominated ICE pair from it once DTLS is up.
+ */
+import {
+  CipherContext, MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters, RtcpPayloadSpecificFeedback, RtcpRrPacket,
+  RtcpSenderInfo, RtcpSrPacket, RtcpTransportLayerFeedback, type RTCDtlsTransport,
+} from 'werift';
+import type dgram from 'node:dgram';
+import { SrtpProfile, type SrtpSessionKeys } from './srtp.js';
+
+/** URI of the playout-delay header extension (webrtc.org experiment, used by Chrome and Firefox). */
+export const PLAYOUT_DELAY_URI = 'http://www.webrtc.org/experiments/rtp-hdrext/playout-delay';
+
+/** The DTLS certificate every viewer's handshake uses (generated once per process; ECDSA P-256). */
+export interface DtlsKeys {
+  certPem: string;
+  keyPem: string;
+  signatureHash: { hash: number; signature: number };
+}
+
+/** Generates the process's DTLS certificate (ECDSA P-256, SHA-256). Costs a few ms; do it once. */
+export async function createDtlsKeys(): Promise<DtlsKeys> {
+  // RFC 5246 §7.4.1.4.1 codes: hash sha256 = 4, signature ecdsa = 3; named curve secp256r1 = 23.
+  const keys = (await CipherContext.createSelfSignedCertificateWithKey({ hash: 4, signature: 3 }, 23)) as unknown as DtlsKeys;
+  return keys;
+}
+
+/** What a viewer's peer connection is set up with. */
+export interface PeerOptions {
+  codec: { mimeType: string; payloadType: number; clockRate: number; fmtp: string; rtcpFb: string[] };
+  /** Extension id of playout-delay from the offer, or null to leave it out. */
+  playoutDelayId: number | null;
+  /** Addresses werift should also gather on (beside the machine's own), e.g. 127.0.0.1. */
+  additionalHostAddresses: string[];
+  portRange: [number, number] | undefined;
+  dtlsKeys: DtlsKeys;
+}
+
+/** A send-only peer connection for one viewer, answering an offer that was cut down to one codec. */
+export function createViewerPeer(opts: PeerOptions): { pc: RTCPeerConnection; track: MediaStreamTrack } {
+  const pc = new RTCPeerConnection({
+    // No STUN/TURN: the SFU is reachable at its host (or announced) addresses. werift's default list
+    // points at a public STUN server, which would stall gathering on a closed network.
+    iceServers: [],
+    // ICE lite (RFC 8445 §2.5): the browser runs the checks; we only answer them. Fewer round trips.
+    iceLite: true,
+    iceUseIpv4: true,
+    iceUseIpv6: false,
+    iceAdditionalHostAddresses: opts.additionalHostAddresses,
+    icePortRange: opts.portRange,
+    dtls: { keys: opts.dtlsKeys as never },
+    codecs: {
+      video: [
+        new RTCRtpCodecParameters({
+          mimeType: opts.codec.mimeType,
+          clockRate: opts.codec.clockRate,
+          payloadType: opts.codec.payloadType,
+          rtcpFeedback: opts.codec.rtcpFb.filter((f) => f === 'nack' || f === 'nack pli' || f === 'ccm fir').map((f) => {
+            const [type, parameter] = f.split(' ');
+            return parameter ? { type: type!, parameter } : { type: type! };
+          }),
+          ...(opts.codec.fmtp ? { parameters: opts.codec.fmtp } : {}),
+        }),
+      ],
+      // An offer may carry audio; it is accepted and left silent.
+      audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2 })],
+    },
+    headerExtensions: { video: opts.playoutDelayId !== null ? [{ id: opts.playoutDelayId, uri: PLAYOUT_DELAY_URI }] : [], audio: [] },
+  });
+  const track = new MediaStreamTrack({ kind: 'video' });
+  return { pc, track };
+}
+
+/** What the send path needs from a connected peer. */
+export interface SendPath {
+  keys: SrtpSessionKeys;
+  /** SSRC announced in the answer for our video. */
+  ssrc: number;
+  /** Sends bytes on the nominated ICE pair; false when there is none (yet, or any more). */
+  send(buf: Buffer, length: number): boolean;
+}
+
+interface WeriftPair {
+  protocol: { transport: { socket: dgram.Socket; closed?: boolean } };
+  remoteAddr: [string, number];
+}
+
+/** Reads the SRTP keys and the nominated pair off a connected DTLS transport. */
+export function sendPathOf(dtls: RTCDtlsTransport, ssrc: number): SendPath {
+  const session = (dtls as unknown as { srtp: { config: { profile: number }; localContext: { cipher: Record<string, Buffer> } } }).srtp;
+  const profile = session.config.profile === 7 ? SrtpProfile.AEAD_AES_128_GCM : SrtpProfile.AES_CM_128_HMAC_SHA1_80;
+  const cipher = session.localContext.cipher;
+  const keys: SrtpSessionKeys = {
+    profile,
+    key: cipher.srtpSessionKey!,
+    salt: cipher.srtpSessionSalt!,
+    ...(profile === SrtpProfile.AES_CM_128_HMAC_SHA1_80 ? { authKey: cipher.srtpSessionAuthTag! } : {}),
+  };
+  if (!keys.key || !keys.salt) throw new Error('werift did not expose the SRTP session keys');
+  const connection = (dtls.iceTransport as unknown as { connection: { nominated?: WeriftPair } }).connection;
+  return {
+    keys,
+    ssrc,
+    send(buf, length) {
+      const pair = connection.nominated;
+      if (!pair || pair.protocol.transport.closed) return false;
+      pair.protocol.transport.socket.send(buf, 0, length, pair.remoteAddr[1], pair.remoteAddr[0]);
+      return true;
+    },
+  };
+}
+
+/** Feedback a viewer sends about our stream. */
+export interface ViewerFeedback {
+  /** Sequence numbers asked for again (RFC 4585 Generic NACK). */
+  nacks?: number[];
+  /** PLI or FIR. */
+  keyframe?: boolean;
+  /** From a receiver report block about our SSRC (RFC 3550 §6.4.2). */
+  report?: { fractionLost: number; packetsLost: number; jitter: number };
+}
+
+/** Calls `fn` with the feedback in every RTCP packet about `ssrc`; returns the unsubscribe. */
+export function onFeedback(dtls: RTCDtlsTransport, ssrc: number, fn: (f: ViewerFeedback) => void): () => void {
+  const { unSubscribe } = dtls.onRtcp.subscribe((packet) => {
+    if (packet instanceof RtcpTransportLayerFeedback) {
+      const fb = packet.feedback as { count: number; mediaSourceSsrc?: number; lost?: number[] };
+      if (fb.count === 1 && fb.mediaSourceSsrc === ssrc && fb.lost) fn({ nacks: fb.lost });
+    } else if (packet instanceof RtcpPayloadSpecificFeedback) {
+      const fb = packet.feedback as { count: number; mediaSsrc?: number; fir?: Array<{ ssrc: number }> };
+      if ((fb.count === 1 && fb.mediaSsrc === ssrc) || (fb.count === 4 && (fb.fir ?? []).some((e) => e.ssrc === ssrc))) fn({ keyframe: true });
+    } else if (packet instanceof RtcpRrPacket || packet instanceof RtcpSrPacket) {
+      for (const r of packet.reports) {
+        if (r.ssrc === ssrc) fn({ report: { fractionLost: r.fractionLost / 256, packetsLost: r.packetsLost, jitter: r.jitter } });
+      }
+    }
+  });
+  return unSubscribe;
+}
+
+/** Sends an RTCP sender report for our SSRC (RFC 3550 §6.4.1). */
+export async function sendSenderReport(
+  dtls: RTCDtlsTransport,
+  ssrc: number,
+  info: { rtpTimestamp: number; packetCount: number; octetCount: number },
+): Promise<void> {
+  const ms = Date.now() + 2_208_988_800_000; // NTP epoch is 1900
+  const sec = Math.floor(ms / 1000);
+  const frac = Math.floor(((ms % 1000) / 1000) * 2 ** 32);
+  const ntpTimestamp = (BigInt(sec) << 32n) | BigInt(frac);
+  await dtls.sendRtcp([
+    new RtcpSrPacket({
+      ssrc,
+      senderInfo: new RtcpSenderInfo({ ntpTimestamp, rtpTimestamp: info.rtpTimestamp >>> 0, packetCount: info.packetCount >>> 0, octetCount: info.octetCount >>> 0 }),
+    }),
+  ]);
+}

@@ -1,0 +1,60 @@
+import {
+  InvalidStateError, NotFoundError, TimeoutError, UnavailableError, UnsupportedError, ValidationError,
+} from '@cctv/core';
+
+/**
+ * The one catalog of error codes the API answers with. Clients branch on `code`; the HTTP status and
+ * the default message come with it. Every error body is `{ "error": { "code", "message", "field"? } }`.
+ */
+export const ERRORS = {
+  BAD_REQUEST: { status: 400, message: 'The request is not valid' },
+  VALIDATION_FAILED: { status: 400, message: 'A field of the request is not valid' },
+  MALFORMED_JSON: { status: 400, message: 'The body is not valid JSON' },
+  BAD_SDP: { status: 400, message: 'The SDP offer is not valid' },
+  NOT_FOUND: { status: 404, message: 'No such resource' },
+  CAMERA_NOT_FOUND: { status: 404, message: 'No camera with this id' },
+  SESSION_NOT_FOUND: { status: 404, message: 'No viewing session with this id' },
+  METHOD_NOT_ALLOWED: { status: 405, message: 'This method is not allowed here' },
+  UNSUPPORTED_CODEC: { status: 406, message: 'The offer has no codec this camera can be sent in' },
+  CAMERA_EXISTS: { status: 409, message: 'A camera with this id exists' },
+  BODY_TOO_LARGE: { status: 413, message: 'The body is larger than allowed' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'The Content-Type is not accepted here' },
+  INTERNAL: { status: 500, message: 'Something went wrong on our side' },
+  CAMERA_OFFLINE: { status: 503, message: 'The camera is not sending video' },
+  TOO_MANY_VIEWERS: { status: 503, message: 'The camera has its maximum of viewers' },
+  UNAVAILABLE: { status: 503, message: 'The service is not available right now' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** An error that goes to the client as is, with its catalog code. */
+export class ApiError extends Error {
+  override name = 'ApiError';
+  readonly code: ErrorCode;
+  readonly status: number;
+  /** The request field at fault, when there is one. */
+  readonly field: string | undefined;
+  /** Seconds for a Retry-After header. */
+  readonly retryAfterS: number | undefined;
+  constructor(code: ErrorCode, message?: string, opts: { field?: string | undefined; retryAfterS?: number; cause?: unknown } = {}) {
+    super(message ?? ERRORS[code].message, { cause: opts.cause });
+    this.code = code;
+    this.status = ERRORS[code].status;
+    this.field = opts.field;
+    this.retryAfterS = opts.retryAfterS;
+  }
+}
+
+/** Maps what the services throw to the catalog; anything unknown is INTERNAL (and logged by the caller). */
+export function toApiError(error: unknown, context: { notFound?: ErrorCode; validation?: ErrorCode } = {}): ApiError {
+  if (error instanceof ApiError) return error;
+  if (error instanceof ValidationError) return new ApiError(context.validation ?? 'VALIDATION_FAILED', error.message, { field: error.path || undefined, cause: error });
+  if (error instanceof NotFoundError) return new ApiError(context.notFound ?? 'NOT_FOUND', error.message, { cause: error });
+  if (error instanceof UnsupportedError) return new ApiError('UNSUPPORTED_CODEC', error.message, { cause: error });
+  if (error instanceof UnavailableError) {
+    const code = error.reason in ERRORS ? (error.reason as ErrorCode) : 'UNAVAILABLE';
+    return new ApiError(code, error.message, { retryAfterS: error.retryAfterS, cause: error });
+  }
+  if (error instanceof TimeoutError || error instanceof InvalidStateError) return new ApiError('UNAVAILABLE', error.message, { retryAfterS: 1, cause: error });
+  return new ApiError('INTERNAL', undefined, { cause: error });
+}

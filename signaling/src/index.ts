@@ -1,0 +1,13 @@
+/**
+ * @cctv/signaling: the master and API gateway. This file is the package's only door.
+ */
+export { startSystem, lanUrls, VERSION, WEB_DIR } from './system.js';
+export type { System, StartOptions } from './system.js';
+export { buildApp, routes, cameraView } from './app.js';
+export type { AppDeps, Route, Method } from './app.js';
+export { ERRORS, ApiError, toApiError } from './errors.js';
+export type { ErrorCode } from './errors.js';
+export { CameraStore, publicSource } from './cameras.js';
+export { LocalRuntime } from './local.js';
+export type { WhepTarget, CameraRuntime } from './local.js';
+export type { ServerMessage } from './ws.js';

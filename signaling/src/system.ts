@@ -1,0 +1,126 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { networkInterfaces } from 'node:os';
+import { collectDefaultMetrics, createLogger, migrate, openDatabase, type Config, type Database } from '@cctv/core';
+import { createCameraNode, type CameraNode } from '@cctv/camera-node';
+import { createSfu, type Sfu } from '@cctv/sfu';
+import { buildApp } from './app.js';
+import { CameraStore } from './cameras.js';
+import { LocalRuntime } from './local.js';
+import { EventHub } from './ws.js';
+
+const log = createLogger('signaling');
+
+/** The built dashboard, next to this package. */
+export const WEB_DIR = fileURLToPath(new URL('../../web/dist', import.meta.url));
+
+/** This package's version. */
+export const VERSION = (JSON.parse(readFileSync(fileURLToPath(new URL('../package.json', import.meta.url)), 'utf8')) as { version: string }).version;
+
+/** A running system; `close()` stops everything in reverse order of start. */
+export interface System {
+  /** The dashboard's URL on this machine. */
+  url: string;
+  port: number;
+  db: Database;
+  store: CameraStore;
+  sfu: Sfu;
+  cameraNode: CameraNode;
+  runtime: LocalRuntime;
+  server: Server;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  config: Readonly<Config>;
+  /** Dashboard folder; default the built web/ next to this package. */
+  webDir?: string | null;
+  /** Create the demo camera on a first start with no cameras (default true). */
+  demoCamera?: boolean;
+}
+
+/** The synthetic camera a first start gets, so a new user sees video at once. */
+const DEMO_CAMERA = { id: 'demo', name: 'Synthetic camera', source: { kind: 'test' as const } };
+
+/**
+ * Starts every part in this process: database (Postgres or embedded), SFU, camera-node, the API and the
+ * dashboard. A part that fails to start closes what was already started.
+ */
+export async function startSystem(opts: StartOptions): Promise<System> {
+  const { config } = opts;
+  const dataDir = resolve(config.dataDir);
+  const closers: Array<() => Promise<void>> = [];
+  const closeAll = async (): Promise<void> => {
+    for (const c of closers.reverse()) {
+      try {
+        await c();
+      } catch (error) {
+        log.warn({ err: error }, 'error while stopping');
+      }
+    }
+    closers.length = 0;
+  };
+  try {
+    collectDefaultMetrics();
+    const db = await openDatabase({ url: config.database.url, dataDir: join(dataDir, 'db') });
+    closers.push(() => db.close());
+    log.info({ database: db.kind, location: db.location }, 'database open');
+    await migrate(db);
+
+    const store = new CameraStore(db);
+    for (const cam of config.cameras) await store.upsert(cam);
+    if (opts.demoCamera !== false && config.cameras.length === 0 && !(await store.setting<boolean>('demo_camera_created'))) {
+      if ((await store.list()).length === 0) await store.create(DEMO_CAMERA);
+      await store.setSetting('demo_camera_created', true);
+    }
+
+    const sfu = await createSfu({ settings: config.sfu, dataDir });
+    closers.push(() => sfu.close());
+    const cameraNode = await createCameraNode({ settings: config.cameraNode, dataDir });
+    closers.push(() => cameraNode.close());
+    const runtime = new LocalRuntime(store, cameraNode, sfu);
+    await runtime.initialize();
+
+    const app = buildApp({ config, db, store, runtime, whep: runtime, webDir: opts.webDir === undefined ? WEB_DIR : opts.webDir, version: VERSION });
+    const server = createServer(app);
+    server.keepAliveTimeout = 5000;
+    const hub = new EventHub(server, store, runtime);
+    await new Promise<void>((res, rej) => {
+      server.once('error', (err: NodeJS.ErrnoException) =>
+        rej(err.code === 'EADDRINUSE' ? new Error(`port ${config.http.port} on ${config.http.host} is in use; set CCTV_PORT to another port`, { cause: err }) : err),
+      );
+      server.listen(config.http.port, config.http.host, () => res());
+    });
+    closers.push(async () => {
+      await hub.close();
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    });
+    const port = (server.address() as AddressInfo).port;
+    const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? 'localhost' : config.http.host;
+    const url = `http://${host}:${port}/`;
+    let closed = false;
+    return {
+      url, port, db, store, sfu, cameraNode, runtime, server,
+      async close() {
+        if (closed) return;
+        closed = true;
+        await closeAll();
+      },
+    };
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+}
+
+/** URLs the dashboard can be reached at from other machines on the LAN. */
+export function lanUrls(port: number): string[] {
+  return Object.values(networkInterfaces())
+    .flatMap((l) => l ?? [])
+    .filter((a) => a.family === 'IPv4' && !a.internal)
+    .map((a) => `http://${a.address}:${port}/`);
+}
