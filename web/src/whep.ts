@@ -1,0 +1,346 @@
+import { readApiError } from './api';
+
+/**
+ * A WHEP viewer (RFC 9725) on the browser's own RTCPeerConnection, that keeps itself connected.
+ *
+ * It reconnects, forever, when the connection fails, stays disconnected, stops rendering frames, or the
+ * offer is refused for a passing reason; it always closes the old peer connection and deletes its session
+ * first, so the server never holds a viewer nobody watches.
+ */
+
+export const PlayerState = {
+  /** The first offer is on its way. */
+  Connecting: 'connecting',
+  /** A frame has been rendered, and frames keep coming. */
+  Live: 'live',
+  /** Lost the stream or the offer failed for a passing reason; a new attempt is scheduled. */
+  Reconnecting: 'reconnecting',
+  /** The server refused the offer (e.g. 404, 406); retried slowly. `error` says why. */
+  Error: 'error',
+  /** Not started, or stopped. */
+  Stopped: 'stopped',
+} as const;
+export type PlayerState = (typeof PlayerState)[keyof typeof PlayerState];
+
+export interface PlayerStats {
+  /** Frames decoded per second (inbound-rtp `framesPerSecond`); null until reported. */
+  fps: number | null;
+  /** Received bitrate in kbit/s, from `bytesReceived` between two samples; null until two samples. */
+  bitrateKbps: number | null;
+  /** Decoded frame size in pixels; null until the first frame. */
+  width: number | null;
+  height: number | null;
+  /** RTP packets lost on this connection (cumulative); null until reported. */
+  packetsLost: number | null;
+}
+
+export interface WhepPlayerOptions {
+  /** Called when the state or the error changes. */
+  onState?: (state: PlayerState, error: string | null) => void;
+  /** Called about once a second while connected. */
+  onStats?: (stats: PlayerStats) => void;
+}
+
+export const EMPTY_STATS: PlayerStats = { fps: null, bitrateKbps: null, width: null, height: null, packetsLost: null };
+
+/** First retry delay, ms; doubled at each failure. */
+const BACKOFF_MIN_MS = 500;
+/** Largest retry delay for passing failures, ms. */
+const BACKOFF_MAX_MS = 5_000;
+/** Live this long, ms, and the next failure starts again from the smallest delay. */
+const HEALTHY_MS = 10_000;
+/** `disconnected` can heal by itself (ICE consent); this long, ms, and we start over. */
+const DISCONNECTED_MS = 2_000;
+/** No rendered frame for this long, ms, and the stream is taken as stalled. */
+const STALL_MS = 3_000;
+/** Retry delay after a refusal that waiting will not fix quickly (404, 406…), ms. */
+const REFUSED_RETRY_MS = 10_000;
+/** Longest wait for the answer to an offer, ms. */
+const OFFER_TIMEOUT_MS = 10_000;
+/** Stats and stall checks, ms. */
+const TICK_MS = 1_000;
+
+export class WhepPlayer {
+  readonly #video: HTMLVideoElement;
+  readonly #url: string;
+  readonly #opts: WhepPlayerOptions;
+
+  #running = false;
+  #state: PlayerState = PlayerState.Stopped;
+  #error: string | null = null;
+  #stats: PlayerStats = EMPTY_STATS;
+
+  // Bumped at every connect and teardown: callbacks of a replaced connection see a stale number and do nothing.
+  #generation = 0;
+  #pc: RTCPeerConnection | null = null;
+  /** Absolute URL of the current WHEP session (the POST's Location). */
+  #session: string | null = null;
+  #backoffMs = BACKOFF_MIN_MS;
+
+  #retryTimer: ReturnType<typeof setTimeout> | undefined;
+  #disconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  #tickTimer: ReturnType<typeof setInterval> | undefined;
+  #frameHandle: number | null = null;
+
+  /** performance.now() of the last rendered frame, or of the answer while none was rendered yet. */
+  #lastFrameAt = 0;
+  #liveSince: number | null = null;
+  #lastBytes: { bytes: number; at: number } | null = null;
+  #lastFramesDecoded = 0;
+
+  constructor(video: HTMLVideoElement, url: string, opts: WhepPlayerOptions = {}) {
+    this.#video = video;
+    this.#url = url;
+    this.#opts = opts;
+  }
+
+  get state(): PlayerState {
+    return this.#state;
+  }
+
+  /** Why the last attempt failed, or null. */
+  get error(): string | null {
+    return this.#error;
+  }
+
+  get stats(): PlayerStats {
+    return this.#stats;
+  }
+
+  /** Starts playing; it keeps trying until stop(). */
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    window.addEventListener('pagehide', this.#onPageHide);
+    this.#tickTimer = setInterval(() => void this.#tick(), TICK_MS);
+    this.#setState(PlayerState.Connecting, null);
+    void this.#connect();
+  }
+
+  /** Stops playing and ends the session. Idempotent. */
+  stop(): void {
+    if (!this.#running) return;
+    this.#running = false;
+    window.removeEventListener('pagehide', this.#onPageHide);
+    clearInterval(this.#tickTimer);
+    this.#teardown();
+    this.#video.srcObject = null;
+    this.#stats = EMPTY_STATS;
+    this.#opts.onStats?.(this.#stats);
+    this.#setState(PlayerState.Stopped, null);
+  }
+
+  async #connect(): Promise<void> {
+    const gen = ++this.#generation;
+    let pc: RTCPeerConnection;
+    try {
+      pc = new RTCPeerConnection();
+    } catch (error) {
+      // Browsers cap the number of peer connections; one may be freed by the time we retry.
+      this.#retry(`cannot create a peer connection: ${(error as Error).message}`);
+      return;
+    }
+    this.#pc = pc;
+    pc.addTransceiver('video', { direction: 'recvonly' });
+    pc.ontrack = (ev) => {
+      if (gen !== this.#generation) return;
+      askForLowLatency(ev.receiver);
+      this.#video.srcObject = ev.streams[0] ?? new MediaStream([ev.track]);
+      // autoplay should do it; play() covers a browser that waits for a new source to be told.
+      this.#video.play().catch(() => {});
+    };
+    pc.onconnectionstatechange = () => {
+      if (gen !== this.#generation) return;
+      clearTimeout(this.#disconnectTimer);
+      if (pc.connectionState === 'failed') this.#retry('connection failed');
+      else if (pc.connectionState === 'disconnected') {
+        this.#disconnectTimer = setTimeout(() => {
+          if (gen === this.#generation && pc.connectionState === 'disconnected') this.#retry('connection lost');
+        }, DISCONNECTED_MS);
+      }
+    };
+
+    let res: Response;
+    try {
+      // 1. Offer. It goes out at once, without waiting for ICE gathering: the server is ICE-lite and
+      //    lists all its candidates in the answer, so ours are found by its checks (peer-reflexive).
+      await pc.setLocalDescription(await pc.createOffer());
+      res = await fetch(this.#url, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/sdp' },
+        body: pc.localDescription?.sdp ?? '',
+        // A server that takes the connection but never answers must not stop the retries.
+        signal: AbortSignal.timeout(OFFER_TIMEOUT_MS),
+      });
+    } catch (error) {
+      const why = (error as Error).name === 'TimeoutError' ? 'the server did not answer in time' : `cannot reach the server: ${(error as Error).message}`;
+      if (gen === this.#generation) this.#retry(why);
+      return;
+    }
+    const location = res.headers.get('Location');
+    const session = location ? new URL(location, res.url).href : null;
+    if (gen !== this.#generation) {
+      // Stopped or replaced while the offer was in flight: the session it made is nobody's.
+      if (res.ok && session) deleteSession(session);
+      return;
+    }
+
+    if (res.ok) {
+      // 2. Answer (201 Created, Location = the session). The stall clock starts now, so the first
+      //    frame gets STALL_MS to arrive.
+      this.#session = session;
+      this.#lastFrameAt = performance.now();
+      try {
+        const sdp = await res.text();
+        if (gen !== this.#generation) return;
+        await pc.setRemoteDescription({ type: 'answer', sdp });
+      } catch (error) {
+        if (gen === this.#generation) this.#retry(`bad answer: ${(error as Error).message}`);
+        return;
+      }
+      this.#watchFrames(gen);
+      return;
+    }
+
+    const refusal = await readApiError(res);
+    if (gen !== this.#generation) return;
+    if (res.status >= 500 || res.status === 429) {
+      // Passing: offline camera, too many viewers, overload. Retry-After is the least wait (RFC 9110 §10.2.3).
+      this.#retry(refusal.message, retryAfterMs(res.headers.get('Retry-After')));
+    } else {
+      // The camera is gone or cannot be watched in this browser: waiting a little will not fix it.
+      this.#retry(refusal.message, REFUSED_RETRY_MS, PlayerState.Error);
+    }
+  }
+
+  /** Ends the current attempt and schedules the next one. */
+  #retry(reason: string, leastDelayMs = 0, state: PlayerState = PlayerState.Reconnecting): void {
+    if (!this.#running) return;
+    this.#teardown();
+    let delay = leastDelayMs;
+    if (state === PlayerState.Reconnecting) {
+      delay = Math.max(delay, this.#backoffMs);
+      this.#backoffMs = Math.min(this.#backoffMs * 2, BACKOFF_MAX_MS);
+    }
+    this.#setState(state, reason);
+    this.#retryTimer = setTimeout(() => void this.#connect(), delay);
+  }
+
+  /** Closes the peer connection and deletes its session; the video keeps its last frame until the next one. */
+  #teardown(): void {
+    this.#generation++;
+    clearTimeout(this.#retryTimer);
+    clearTimeout(this.#disconnectTimer);
+    if (this.#frameHandle !== null) this.#video.cancelVideoFrameCallback(this.#frameHandle);
+    this.#frameHandle = null;
+    if (this.#pc) {
+      this.#pc.ontrack = null;
+      this.#pc.onconnectionstatechange = null;
+      this.#pc.close();
+      this.#pc = null;
+    }
+    if (this.#session) deleteSession(this.#session);
+    this.#session = null;
+    this.#liveSince = null;
+    this.#lastBytes = null;
+    this.#lastFramesDecoded = 0;
+  }
+
+  /** Tracks rendered frames: requestVideoFrameCallback fires once per frame handed to the compositor. */
+  #watchFrames(gen: number): void {
+    if (!('requestVideoFrameCallback' in this.#video)) return;
+    const onFrame = (): void => {
+      if (gen !== this.#generation) return;
+      this.#frameRendered();
+      this.#frameHandle = this.#video.requestVideoFrameCallback(onFrame);
+    };
+    this.#frameHandle = this.#video.requestVideoFrameCallback(onFrame);
+  }
+
+  #frameRendered(): void {
+    this.#lastFrameAt = performance.now();
+    if (this.#state !== PlayerState.Live) {
+      this.#liveSince = this.#lastFrameAt;
+      this.#setState(PlayerState.Live, null);
+    }
+  }
+
+  /** Once a second: stats, the stall check, and forgiving past failures after a healthy stretch. */
+  async #tick(): Promise<void> {
+    const pc = this.#pc;
+    if (!pc?.remoteDescription) return; // not connected yet: nothing to measure
+    const gen = this.#generation;
+    let inbound: RTCInboundRtpStreamStats | undefined;
+    try {
+      (await pc.getStats()).forEach((s: RTCStats) => {
+        if (s.type === 'inbound-rtp' && (s as RTCInboundRtpStreamStats).kind === 'video') inbound = s as RTCInboundRtpStreamStats;
+      });
+    } catch {
+      return; // closed meanwhile
+    }
+    if (gen !== this.#generation) return;
+    const now = performance.now();
+
+    if (inbound) {
+      const bytes = inbound.bytesReceived ?? 0;
+      const prev = this.#lastBytes;
+      this.#lastBytes = { bytes, at: inbound.timestamp };
+      this.#stats = {
+        fps: inbound.framesPerSecond ?? (inbound.framesDecoded ? 0 : null),
+        // bits per ms = kbit/s
+        bitrateKbps: prev && inbound.timestamp > prev.at ? ((bytes - prev.bytes) * 8) / (inbound.timestamp - prev.at) : this.#stats.bitrateKbps,
+        width: inbound.frameWidth ?? null,
+        height: inbound.frameHeight ?? null,
+        packetsLost: inbound.packetsLost ?? null,
+      };
+      this.#opts.onStats?.(this.#stats);
+      // Without requestVideoFrameCallback, or in a hidden page where nothing is rendered, decoded
+      // frames are the best sign of life.
+      const decoded = inbound.framesDecoded ?? 0;
+      const renderless = !('requestVideoFrameCallback' in this.#video) || document.visibilityState === 'hidden';
+      if (renderless && decoded > this.#lastFramesDecoded) this.#frameRendered();
+      this.#lastFramesDecoded = decoded;
+    }
+
+    if (now - this.#lastFrameAt > STALL_MS) {
+      this.#retry(this.#state === PlayerState.Live ? 'the video stalled' : 'no video arrived');
+      return;
+    }
+    if (this.#liveSince !== null && now - this.#liveSince >= HEALTHY_MS) this.#backoffMs = BACKOFF_MIN_MS;
+  }
+
+  // The page goes away: end the session while requests can still leave. A page kept in the back-forward
+  // cache has its timers frozen, so the retry scheduled here runs when it is shown again.
+  readonly #onPageHide = (ev: PageTransitionEvent): void => {
+    this.#teardown();
+    if (ev.persisted) this.#retryTimer = setTimeout(() => void this.#connect(), 0);
+  };
+
+  #setState(state: PlayerState, error: string | null): void {
+    if (state === this.#state && error === this.#error) return;
+    this.#state = state;
+    this.#error = error;
+    this.#opts.onState?.(state, error);
+  }
+}
+
+/** Best effort; keepalive lets it outlive the page. */
+function deleteSession(url: string): void {
+  fetch(url, { method: 'DELETE', keepalive: true }).catch(() => {});
+}
+
+/** Asks the receiver to play frames as soon as they are decoded (for live view, latency beats smoothness). */
+function askForLowLatency(receiver: RTCRtpReceiver): void {
+  if ('jitterBufferTarget' in receiver) receiver.jitterBufferTarget = 0;
+  // Chrome before 124 has only the non-standard hint.
+  else (receiver as RTCRtpReceiver & { playoutDelayHint?: number }).playoutDelayHint = 0;
+}
+
+/** Retry-After in ms: delay-seconds or an HTTP date (RFC 9110 §10.2.3); 0 when absent or unreadable. */
+function retryAfterMs(header: string | null): number {
+  if (!header) return 0;
+  const seconds = Number(header);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const date = Date.parse(header);
+  return Number.isNaN(date) ? 0 : Math.max(0, date - Date.now());
+}
