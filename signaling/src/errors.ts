@@ -17,6 +17,7 @@ export const ERRORS = {
   METHOD_NOT_ALLOWED: { status: 405, message: 'This method is not allowed here' },
   UNSUPPORTED_CODEC: { status: 406, message: 'The offer has no codec this camera can be sent in' },
   CAMERA_EXISTS: { status: 409, message: 'A camera with this id exists' },
+  CAMERA_DISABLED: { status: 409, message: 'The camera is disabled' },
   BODY_TOO_LARGE: { status: 413, message: 'The body is larger than allowed' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'The Content-Type is not accepted here' },
   INTERNAL: { status: 500, message: 'Something went wrong on our side' },

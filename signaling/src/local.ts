@@ -1,4 +1,4 @@
-import { CameraState, TypedEmitter, createLogger, type CameraConfig, type CameraStatus } from '@cctv/core';
+import { CameraState, TypedEmitter, UnavailableError, createLogger, type CameraConfig, type CameraStatus } from '@cctv/core';
 import type { CameraNode } from '@cctv/camera-node';
 import type { Sfu } from '@cctv/sfu';
 import type { CameraStore, StoredCamera } from './cameras.js';
@@ -32,6 +32,8 @@ export class LocalRuntime extends TypedEmitter<RuntimeEvents> implements WhepTar
   readonly #sfu: Sfu;
   // Changes to one camera are applied in order, one at a time.
   readonly #queues = new Map<string, Promise<void>>();
+  // When a camera that is not running was first reported stopped.
+  readonly #stoppedSince = new Map<string, number>();
 
   constructor(store: CameraStore, node: CameraNode, sfu: Sfu) {
     super();
@@ -60,10 +62,12 @@ export class LocalRuntime extends TypedEmitter<RuntimeEvents> implements WhepTar
 
   status(id: string): CameraStatus {
     if (this.#node.has(id)) return this.#withViewers(this.#node.get(id).status());
+    let since = this.#stoppedSince.get(id);
+    if (since === undefined) this.#stoppedSince.set(id, (since = Date.now()));
     return {
       id,
       state: CameraState.Stopped,
-      since: Date.now(),
+      since,
       lastError: null,
       input: { codec: null, fps: 0, bitrateKbps: 0, packets: 0, bytes: 0, keyframes: 0, junk: 0, reconnects: 0, lastPacketAt: null },
       viewers: 0,
@@ -71,6 +75,14 @@ export class LocalRuntime extends TypedEmitter<RuntimeEvents> implements WhepTar
   }
 
   async createViewer(cameraId: string, offer: string): Promise<{ id: string; sdp: string }> {
+    // Say at once what is wrong with a camera that cannot be watched, rather than after a wait.
+    const camera = this.#node.has(cameraId) ? this.#node.get(cameraId) : null;
+    if (!camera || !camera.config.enabled) throw new UnavailableError('CAMERA_DISABLED', `camera ${cameraId} is disabled`, 30);
+    const s = camera.status();
+    const lastPacket = s.input.lastPacketAt ?? 0;
+    if (s.state === CameraState.Reconnecting && Date.now() - lastPacket > 2000) {
+      throw new UnavailableError('CAMERA_OFFLINE', `camera ${cameraId} is not sending video${s.lastError ? ` (${s.lastError})` : ''}`, 2);
+    }
     const a = await this.#sfu.createViewer(cameraId, offer);
     return { id: a.viewer.id, sdp: a.sdp };
   }
@@ -107,6 +119,7 @@ export class LocalRuntime extends TypedEmitter<RuntimeEvents> implements WhepTar
   }
 
   async #remove(id: string): Promise<void> {
+    this.#stoppedSince.delete(id);
     if (this.#node.has(id)) await this.#node.removeCamera(id);
     await this.#sfu.closeRoom(id);
   }

@@ -21,6 +21,10 @@ export type ServerMessage =
 const STATUS_INTERVAL_MS = 1000;
 // A client that does not read is cut off rather than buffered without end.
 const MAX_BUFFERED = 1024 * 1024;
+// Pings keep idle connections open through proxies and find clients that vanished (no pong in time).
+const PING_INTERVAL_MS = 15_000;
+
+const wsClients = gauge('cctv_ws_clients', 'Dashboards connected to the event WebSocket');
 
 /**
  * Pushes camera changes to every connected dashboard. Read-only: clients only listen.
@@ -29,17 +33,21 @@ export class EventHub {
   readonly #wss: WebSocketServer;
   readonly #clients = new Set<WebSocket>();
   readonly #timer: NodeJS.Timeout;
+  readonly #pinger: NodeJS.Timeout;
+  readonly #alive = new Set<WebSocket>();
   readonly #lastState = new Map<string, string>();
 
   constructor(server: Server, store: CameraStore, runtime: CameraRuntime & LocalRuntime) {
     this.#wss = new WebSocketServer({ server, path: '/api/ws', maxPayload: 4096 });
-    gauge('cctv_ws_clients', 'Dashboards connected to the event WebSocket', [], () => {}).set(0);
     this.#wss.on('connection', (ws) => {
       this.#clients.add(ws);
-      gauge('cctv_ws_clients', '').set(this.#clients.size);
+      this.#alive.add(ws);
+      wsClients.set(this.#clients.size);
+      ws.on('pong', () => this.#alive.add(ws));
       ws.on('close', () => {
         this.#clients.delete(ws);
-        gauge('cctv_ws_clients', '').set(this.#clients.size);
+        this.#alive.delete(ws);
+        wsClients.set(this.#clients.size);
       });
       ws.on('error', () => ws.terminate());
       // Clients have nothing to say; anything they send is ignored.
@@ -66,6 +74,13 @@ export class EventHub {
         for (const c of cams) this.broadcast({ type: 'status', status: runtime.status(c.config.id) });
       }).catch(() => {});
     }, STATUS_INTERVAL_MS);
+    this.#pinger = setInterval(() => {
+      for (const ws of this.#clients) {
+        // No pong since the last ping: the client is gone without closing.
+        if (!this.#alive.delete(ws)) ws.terminate();
+        else ws.ping();
+      }
+    }, PING_INTERVAL_MS);
   }
 
   broadcast(msg: ServerMessage): void {
@@ -86,6 +101,7 @@ export class EventHub {
   /** Closes every connection. */
   async close(): Promise<void> {
     clearInterval(this.#timer);
+    clearInterval(this.#pinger);
     for (const ws of this.#clients) ws.terminate();
     await new Promise<void>((r) => this.#wss.close(() => r()));
   }

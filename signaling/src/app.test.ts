@@ -1,0 +1,228 @@
+import inject from 'light-my-request';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  CameraState, UnavailableError, UnsupportedError, ValidationError, loadConfig, migrate, openDatabase,
+  type CameraStatus, type Database,
+} from '@cctv/core';
+import { buildApp, routes, type AppDeps } from './app.js';
+import { CameraStore } from './cameras.js';
+import type { CameraRuntime, WhepTarget } from './local.js';
+
+// Routes are tested on the app itself, without a port; the database is a real embedded Postgres.
+// The runtime and the WHEP target are small fakes: what is under test here is the HTTP edge.
+
+const status = (id: string): CameraStatus => ({
+  id, state: CameraState.Live, since: 0, lastError: null, viewers: 0,
+  input: { codec: 'H264', fps: 30, bitrateKbps: 1000, packets: 1, bytes: 1, keyframes: 1, junk: 0, reconnects: 0, lastPacketAt: 0 },
+});
+
+class FakeWhep implements WhepTarget {
+  sessions = new Set<string>();
+  next: 'ok' | 'bad-sdp' | 'codec' | 'offline' = 'ok';
+  async createViewer(cameraId: string, offer: string) {
+    if (this.next === 'bad-sdp') throw new ValidationError('sdp', 'has no m= section');
+    if (this.next === 'codec') throw new UnsupportedError('the offer has no H.264 with packetization-mode=1 (offered: VP8)');
+    if (this.next === 'offline') throw new UnavailableError('CAMERA_OFFLINE', `camera ${cameraId} is not sending video`, 2);
+    const id = `s${this.sessions.size + 1}`;
+    this.sessions.add(id);
+    return { id, sdp: `v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=answer to ${offer.length} bytes\r\n` };
+  }
+  async deleteViewer(_cameraId: string, viewerId: string) {
+    if (!this.sessions.delete(viewerId)) {
+      const { NotFoundError } = await import('@cctv/core');
+      throw new NotFoundError(`viewer ${viewerId} is not watching`);
+    }
+  }
+}
+
+let db: Database;
+let app: ReturnType<typeof buildApp>;
+let store: CameraStore;
+const whep = new FakeWhep();
+const runtime: CameraRuntime = { status };
+
+beforeAll(async () => {
+  db = await openDatabase({ dataDir: 'memory://' });
+  await migrate(db);
+  store = new CameraStore(db);
+  const deps: AppDeps = { config: loadConfig({ env: {}, overrides: { http: { bodyLimitBytes: 4096 } } }), db, store, runtime, whep, webDir: null, version: 'test' };
+  app = buildApp(deps);
+});
+afterAll(async () => {
+  await db?.close();
+});
+
+const json = (method: 'POST' | 'PUT' | 'PATCH', url: string, body: unknown) =>
+  inject(app, { method, url, payload: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+
+describe('cameras API', () => {
+  it('creates a camera and answers 201 with its Location', async () => {
+    const r = await json('POST', '/api/cameras', { id: 'front', name: 'Front door', source: { kind: 'test', fps: 15 } });
+    expect(r.statusCode).toBe(201);
+    expect(r.headers.location).toBe('/api/cameras/front');
+    expect(r.json()).toMatchObject({ id: 'front', name: 'Front door', enabled: true, source: { kind: 'test', fps: 15, width: 640 }, status: { state: 'live' } });
+  });
+
+  it('refuses a duplicate id with 409 CAMERA_EXISTS', async () => {
+    const r = await json('POST', '/api/cameras', { id: 'front', source: { kind: 'test' } });
+    expect(r.statusCode).toBe(409);
+    expect(r.json().error).toMatchObject({ code: 'CAMERA_EXISTS', field: 'id' });
+  });
+
+  it('names the bad field of a refused camera', async () => {
+    const cases: Array<[unknown, string, RegExp]> = [
+      [{ id: 'a b', source: { kind: 'test' } }, 'id', /must be 1–64 letters/],
+      [{ id: 'r', source: { kind: 'rtp', port: 70000, codec: 'H264', payloadType: 96 } }, 'source.port', /<= 65535/],
+      [{ id: 'r', source: { kind: 'rtp', port: 5004, codec: 'VP8', payloadType: 96 } }, 'source.codec', /one of "H264", "H265"/],
+      [{ id: 'r', source: { kind: 'usb' } }, 'source.kind', /./],
+      [{ id: 'r', source: { kind: 'rtsp', url: 'http://x/y' } }, 'source.url', /rtsp:\/\//],
+      [{ id: 'r', source: { kind: 'test' }, extra: 1 }, 'extra', /not a known key/],
+      [{ source: { kind: 'test' } }, 'id', /missing/],
+    ];
+    for (const [body, field, message] of cases) {
+      const r = await json('POST', '/api/cameras', body);
+      expect(r.statusCode, JSON.stringify(body)).toBe(400);
+      expect(r.json().error.code).toBe('VALIDATION_FAILED');
+      expect(r.json().error.field).toBe(field);
+      expect(r.json().error.message).toMatch(message);
+    }
+    expect((await store.list()).map((c) => c.config.id)).toEqual(['front']);
+  });
+
+  it('answers malformed JSON, a wrong Content-Type and an oversized body with their codes', async () => {
+    const bad = await inject(app, { method: 'POST', url: '/api/cameras', payload: '{"id": ', headers: { 'content-type': 'application/json' } });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().error.code).toBe('MALFORMED_JSON');
+    const type = await inject(app, { method: 'POST', url: '/api/cameras', payload: 'id=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    expect(type.statusCode).toBe(415);
+    expect(type.json().error.code).toBe('UNSUPPORTED_MEDIA_TYPE');
+    const big = await json('POST', '/api/cameras', { id: 'big', name: 'x'.repeat(10_000), source: { kind: 'test' } });
+    expect(big.statusCode).toBe(413);
+    expect(big.json().error.code).toBe('BODY_TOO_LARGE');
+  });
+
+  it('stores strings with SQL-significant characters as they are', async () => {
+    const name = "O'Brien\"; DROP TABLE cameras; --";
+    const r = await json('POST', '/api/cameras', { id: 'sql', name, source: { kind: 'test' } });
+    expect(r.statusCode).toBe(201);
+    expect((await store.get('sql'))!.config.name).toBe(name);
+    expect((await inject(app, { method: 'DELETE', url: '/api/cameras/sql' })).statusCode).toBe(204);
+  });
+
+  it('lists, reads, replaces, patches and deletes', async () => {
+    const list = await inject(app, { method: 'GET', url: '/api/cameras' });
+    expect(list.json().map((c: { id: string }) => c.id)).toEqual(['front']);
+    const put = await json('PUT', '/api/cameras/front', { name: 'Front', source: { kind: 'test', fps: 10 } });
+    expect(put.statusCode).toBe(200);
+    expect(put.json()).toMatchObject({ name: 'Front', source: { fps: 10 }, version: 2 });
+    const patch = await json('PATCH', '/api/cameras/front', { enabled: false });
+    expect(patch.json()).toMatchObject({ name: 'Front', enabled: false, source: { fps: 10 }, version: 3 });
+    const wrongId = await json('PUT', '/api/cameras/front', { id: 'other', source: { kind: 'test' } });
+    expect(wrongId.statusCode).toBe(400);
+    expect(wrongId.json().error.field).toBe('id');
+    expect((await inject(app, { method: 'GET', url: '/api/cameras/front' })).json().version).toBe(3);
+  });
+
+  it('answers 404 for unknown and malformed ids, also with path tricks', async () => {
+    for (const url of ['/api/cameras/nope', '/api/cameras/..%2f..%2fetc%2fpasswd', '/api/cameras/%00']) {
+      const r = await inject(app, { method: 'GET', url });
+      expect(r.statusCode, url).toBe(404);
+      expect(r.json().error.code).toBe('CAMERA_NOT_FOUND');
+    }
+    expect((await inject(app, { method: 'DELETE', url: '/api/cameras/nope' })).statusCode).toBe(404);
+    const unknown = await inject(app, { method: 'GET', url: '/api/nothing-here' });
+    expect(unknown.statusCode).toBe(404);
+    expect(unknown.json().error.code).toBe('NOT_FOUND');
+  });
+
+  it('never shows an RTSP password, and keeps it when the client sends back what it read', async () => {
+    const r = await json('POST', '/api/cameras', { id: 'ip', source: { kind: 'rtsp', url: 'rtsp://admin:s3cret@10.0.0.9/stream1' } });
+    expect(r.statusCode).toBe(201);
+    expect(r.body).not.toContain('s3cret');
+    const shown = r.json().source;
+    expect(shown).toMatchObject({ url: 'rtsp://***@10.0.0.9/stream1', hasPassword: true });
+    const back = await json('PUT', '/api/cameras/ip', { name: 'IP cam', source: shown });
+    expect(back.statusCode).toBe(200);
+    expect((await store.get('ip'))!.config.source).toMatchObject({ url: 'rtsp://admin:s3cret@10.0.0.9/stream1' });
+    const elsewhere = await json('PUT', '/api/cameras/ip', { source: { ...shown, url: 'rtsp://***@10.0.0.10/stream1' } });
+    expect(elsewhere.statusCode).toBe(400);
+    expect(elsewhere.json().error.field).toBe('source.url');
+    const sep = await json('PUT', '/api/cameras/ip', { source: { kind: 'rtsp', url: 'rtsp://10.0.0.9/s', username: 'u', password: 'p4ss' } });
+    expect(sep.body).not.toContain('p4ss');
+    expect(sep.json().source).toMatchObject({ username: 'u', hasPassword: true });
+    expect((await inject(app, { method: 'GET', url: '/api/cameras' })).body).not.toMatch(/s3cret|p4ss/);
+  });
+});
+
+describe('WHEP door', () => {
+  const offer = 'v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n';
+  const post = (url: string, body = offer, type = 'application/sdp') => inject(app, { method: 'POST', url, payload: body, headers: { 'content-type': type } });
+
+  it('answers an offer with 201, the SDP answer and a Location to DELETE', async () => {
+    whep.next = 'ok';
+    const r = await post('/api/cameras/front/whep');
+    expect(r.statusCode).toBe(201);
+    expect(r.headers['content-type']).toMatch(/^application\/sdp/);
+    expect(r.headers.location).toMatch(/^\/api\/cameras\/front\/whep\/s\d+$/);
+    expect(r.body).toContain('v=0');
+    const del = await inject(app, { method: 'DELETE', url: r.headers.location as string });
+    expect(del.statusCode).toBe(200);
+    const again = await inject(app, { method: 'DELETE', url: r.headers.location as string });
+    expect(again.statusCode).toBe(404);
+    expect(again.json().error.code).toBe('SESSION_NOT_FOUND');
+  });
+
+  it('maps refusals to their codes', async () => {
+    expect((await post('/api/cameras/nope/whep')).json().error.code).toBe('CAMERA_NOT_FOUND');
+    const type = await post('/api/cameras/front/whep', offer, 'application/json');
+    expect(type.statusCode).toBe(415);
+    whep.next = 'bad-sdp';
+    const bad = await post('/api/cameras/front/whep');
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().error).toMatchObject({ code: 'BAD_SDP', field: 'sdp' });
+    whep.next = 'codec';
+    const codec = await post('/api/cameras/front/whep');
+    expect(codec.statusCode).toBe(406);
+    expect(codec.json().error.code).toBe('UNSUPPORTED_CODEC');
+    whep.next = 'offline';
+    const off = await post('/api/cameras/front/whep');
+    expect(off.statusCode).toBe(503);
+    expect(off.headers['retry-after']).toBe('2');
+    expect(off.json().error.code).toBe('CAMERA_OFFLINE');
+    const big = await post('/api/cameras/front/whep', offer + 'a=x:' + 'y'.repeat(70_000) + '\r\n');
+    expect(big.statusCode).toBe(413);
+    whep.next = 'ok';
+  });
+
+  it('says PATCH is not supported, with Allow', async () => {
+    const r = await inject(app, { method: 'PATCH', url: '/api/cameras/front/whep/s1', payload: 'a=candidate:1', headers: { 'content-type': 'application/trickle-ice-sdpfrag' } });
+    expect(r.statusCode).toBe(405);
+    expect(r.headers.allow).toBe('DELETE');
+  });
+});
+
+describe('route table', () => {
+  it('answers 405 with Allow for a method a path does not have, and OPTIONS with the methods', async () => {
+    const r = await inject(app, { method: 'PUT', url: '/api/cameras' });
+    expect(r.statusCode).toBe(405);
+    expect(r.headers.allow).toBe('GET, POST');
+    const o = await inject(app, { method: 'OPTIONS', url: '/api/cameras/front/whep' });
+    expect(o.statusCode).toBe(204);
+    expect(o.headers.allow).toBe('POST, OPTIONS');
+  });
+
+  it('serves health and metrics', async () => {
+    const h = await inject(app, { method: 'GET', url: '/api/health' });
+    expect(h.json()).toMatchObject({ status: 'ok', version: 'test', database: 'pglite' });
+    const m = await inject(app, { method: 'GET', url: '/metrics' });
+    expect(m.statusCode).toBe(200);
+    expect(m.headers['content-type']).toMatch(/^text\/plain/);
+  });
+
+  it('has a summary for every route, and no route twice', () => {
+    const table = routes({} as AppDeps);
+    const keys = table.map((r) => `${r.method} ${r.path}`);
+    expect(new Set(keys).size).toBe(keys.length);
+    for (const r of table) expect(r.summary.length, `${r.method} ${r.path}`).toBeGreaterThan(10);
+  });
+});

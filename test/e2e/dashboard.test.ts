@@ -1,0 +1,109 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '@cctv/core';
+import { startSystem, type System } from '@cctv/signaling';
+import { launchChromium } from '../support/browser.js';
+
+// The dashboard in Debian's Chromium against the whole system in its default mode: embedded database,
+// the synthetic demo camera, the built web app.
+let dir: string;
+let system: System;
+let browser: Browser;
+let page: Page;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'cctv-e2e-'));
+  const config = loadConfig({ env: {}, overrides: { http: { host: '127.0.0.1', port: 0 }, dataDir: dir, sfu: { ice: { loopback: true, hostAddresses: ['127.0.0.1'] } } } });
+  system = await startSystem({ config });
+  browser = await launchChromium();
+  page = await browser.newPage();
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await system?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Frames the page has rendered for a camera's video, and whether the last one has a picture (not flat). */
+async function frames(id: string): Promise<{ count: number; picture: boolean }> {
+  return page.evaluate((camera) => {
+    const w = window as unknown as { __frames?: Record<string, number> };
+    const v = document.querySelector(`[data-testid="video-${camera}"]`) as HTMLVideoElement | null;
+    if (!v) return { count: 0, picture: false };
+    w.__frames ??= {};
+    if (!(camera in w.__frames)) {
+      w.__frames[camera] = 0;
+      const tick = () => {
+        w.__frames![camera]!++;
+        (document.querySelector(`[data-testid="video-${camera}"]`) as HTMLVideoElement | null)?.requestVideoFrameCallback(tick);
+      };
+      v.requestVideoFrameCallback(tick);
+    }
+    let picture = false;
+    if (v.videoWidth > 0) {
+      const c = document.createElement('canvas');
+      c.width = 64;
+      c.height = 36;
+      const ctx = c.getContext('2d')!;
+      ctx.drawImage(v, 0, 0, 64, 36);
+      const d = ctx.getImageData(0, 0, 64, 36).data;
+      let min = 255;
+      let max = 0;
+      for (let i = 0; i < d.length; i += 4) {
+        min = Math.min(min, d[i]!);
+        max = Math.max(max, d[i]!);
+      }
+      picture = max - min > 64;
+    }
+    return { count: w.__frames[camera]!, picture };
+  }, id);
+}
+
+async function until(fn: () => Promise<boolean>, what: string, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await fn())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('dashboard in Chromium', () => {
+  it('shows the synthetic camera live', async () => {
+    await page.goto(system.url.replace('localhost', '127.0.0.1'));
+    const tile = page.getByTestId('tile-demo');
+    await tile.waitFor();
+    await until(async () => (await tile.getAttribute('data-state')) === 'live', 'the demo tile to be live');
+    const first = await frames('demo');
+    await until(async () => (await frames('demo')).count >= first.count + 30, '30 rendered frames');
+    expect((await frames('demo')).picture).toBe(true);
+    await until(async () => Number(await page.getByTestId('fps-demo').textContent()) > 20, 'an fps figure');
+  });
+
+  it('brings the picture back by itself after the camera ffmpeg is killed', async () => {
+    const [pid] = system.cameraNode.get('demo').pids;
+    expect(pid).toBeGreaterThan(0);
+    process.kill(pid!, 'SIGKILL');
+    const killedAt = Date.now();
+    // The picture stops (frames already in flight may still arrive)…
+    let last = (await frames('demo')).count;
+    let stillSince = Date.now();
+    await until(async () => {
+      const n = (await frames('demo')).count;
+      if (n !== last) [last, stillSince] = [n, Date.now()];
+      return Date.now() - stillSince >= 200;
+    }, 'the picture to stop');
+    // …and comes back from the new ffmpeg, without a reload.
+    await until(async () => (await frames('demo')).count > last, 'a frame from the new ffmpeg');
+    console.log(`MEASURED e2e_picture_back_ms=${Date.now() - killedAt}`);
+    const back = (await frames('demo')).count;
+    await until(async () => (await frames('demo')).count >= back + 30, '30 more frames');
+    expect(system.cameraNode.get('demo').pids[0]).not.toBe(pid);
+    expect((await frames('demo')).picture).toBe(true);
+    expect(await page.getByTestId('tile-demo').getAttribute('data-state')).toBe('live');
+    expect(system.cameraNode.get('demo').status().input.reconnects).toBeGreaterThanOrEqual(1);
+  });
+});
