@@ -61,6 +61,9 @@ export class Camera extends TypedEmitter<CameraEvents> {
   #carried = { packets: 0, bytes: 0, keyframes: 0, junk: 0 };
   readonly #ssrc = randomInt(1, 0xffffffff);
   #closed = false;
+  // A source that could not even start (its port taken) is tried again after a growing delay.
+  #retryTimer: NodeJS.Timeout | undefined;
+  #retryDelayMs: number;
 
   constructor(config: CameraConfig, settings: CameraSettings, target: IngestAddress | null) {
     super();
@@ -68,6 +71,7 @@ export class Camera extends TypedEmitter<CameraEvents> {
     this.#config = config;
     this.#settings = settings;
     this.#target = target;
+    this.#retryDelayMs = settings.reconnect.initialDelayMs;
     this.onListenerError = (event, error) => log.error({ camera: this.id, event, err: error }, 'camera listener failed');
   }
 
@@ -193,7 +197,10 @@ export class Camera extends TypedEmitter<CameraEvents> {
         onSpawn: () => {
           this.#runningSince = Date.now();
         },
-        onExit: (info) => this.#onSourceExit(info),
+        // A source being stopped on purpose (config change, disable) exits too; that is no failure.
+        onExit: (info) => {
+          if (this.#source === source) this.#onSourceExit(info);
+        },
       });
     } catch (error) {
       relay.close();
@@ -201,11 +208,28 @@ export class Camera extends TypedEmitter<CameraEvents> {
       this.#source = null;
       this.#relay = null;
       this.#setState(CameraState.Reconnecting, (error as Error).message);
+      this.#scheduleStartRetry();
       throw error;
     }
+    this.#retryDelayMs = this.#settings.reconnect.initialDelayMs;
+  }
+
+  #scheduleStartRetry(): void {
+    clearTimeout(this.#retryTimer);
+    const delay = this.#retryDelayMs;
+    this.#retryDelayMs = Math.min(delay * 2, this.#settings.reconnect.maxDelayMs);
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      if (this.#closed || !this.#config.enabled || this.#source) return;
+      this.#reconnects++;
+      this.#startSource().catch(() => {});
+    }, delay);
+    this.#retryTimer.unref();
   }
 
   async #stopSource(): Promise<void> {
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
     const source = this.#source;
     const relay = this.#relay;
     this.#source = null;

@@ -190,6 +190,9 @@ export class Supervisor extends TypedEmitter<SupervisorEvents> {
     this.#timer = undefined;
     const procs = this.#procs;
     this.#setState(SupervisorState.Stopped);
+    // A process reading frames from our pipe sits in read() and only notices SIGTERM after its next
+    // frame; end of input lets it finish at once instead of waiting out the grace period for SIGKILL.
+    for (const p of procs) p.stdin?.end();
     await Promise.all(procs.map((p) => terminate(p)));
     this.#procs = [];
   }
@@ -219,7 +222,14 @@ export class Supervisor extends TypedEmitter<SupervisorEvents> {
       specs = this.#opts.launch();
     } catch (error) {
       logger.error({ err: error }, `${name}: cannot build the command`);
-      this.#scheduleRestart({ command: '', code: null, signal: null, stderr: [(error as Error).message], ranMs: 0 });
+      // Reported like an exit, so the owner learns why nothing runs (e.g. an executable is missing).
+      const info: ExitInfo = { command: '', code: null, signal: null, stderr: [scrubSecrets((error as Error).message, this.#opts.secrets ?? [])], ranMs: 0 };
+      this.#lastExit = info;
+      const before = this.#state;
+      this.safeEmit('exit', info);
+      // A listener that stopped the supervisor meanwhile wins.
+      if (this.#state !== before) return;
+      this.#scheduleRestart(info);
       return;
     }
     const procs: ChildProcess[] = [];

@@ -61,6 +61,10 @@ export function createRpicamSource(cfg: RpicamSource): Source {
                 '-flags', 'low_delay',
                 // Raw H.264 carries no timestamps: take them from the clock as frames arrive.
                 '-use_wallclock_as_timestamps', '1',
+                // The default probe (5 MB / 5 s) holds raw H.264 back for seconds, longer than the stall
+                // timeout at low frame rates; the SPS inlined before the first keyframe is all it needs.
+                '-probesize', '32768',
+                '-analyzeduration', '500000',
                 '-f', 'h264',
                 '-framerate', String(cfg.fps),
                 '-i', 'pipe:0',

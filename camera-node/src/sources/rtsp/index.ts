@@ -12,7 +12,7 @@ type RtspSource = Extract<CameraSource, { kind: 'rtsp' }>;
  */
 export function createRtspSource(cfg: RtspSource, runtimeDir: string): Source {
   const url = withCredentials(cfg);
-  const secrets = [cfg.password, passwordInUrl(cfg.url)].filter((s): s is string => !!s);
+  const secrets = [cfg.password, ...passwordInUrl(cfg.url)].filter((s): s is string => !!s);
   let supervisor: Supervisor | null = null;
   let sdpPath = '';
   let codec: VideoCodec | null = null;
@@ -97,11 +97,22 @@ export function withCredentials(cfg: { url: string; username?: string | undefine
   return u.toString();
 }
 
-function passwordInUrl(url: string): string | undefined {
+/**
+ * The password of a URL as written (ffmpeg prints the URL as given, e.g. with lowercase `%3a` escapes,
+ * which encodeURIComponent of the decoded form would not match) and decoded. A malformed escape keeps
+ * the written form rather than losing the secret.
+ */
+function passwordInUrl(url: string): string[] {
+  let written: string;
   try {
-    const p = new URL(url).password;
-    return p ? decodeURIComponent(p) : undefined;
+    written = new URL(url).password;
   } catch {
-    return undefined;
+    return [];
+  }
+  if (!written) return [];
+  try {
+    return [decodeURIComponent(written), written];
+  } catch {
+    return [written];
   }
 }
