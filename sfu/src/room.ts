@@ -28,6 +28,8 @@ export interface RoomSettings {
   dtlsKeys: DtlsKeys;
   /** How long to wait for a camera's first packet before WHEP answers 503, in ms. */
   codecWaitMs: number;
+  /** A viewer that sends no RTCP about our stream for this long is closed, in ms (default 15000). */
+  viewerIdleTimeoutMs: number;
 }
 
 export interface RoomEvents extends Record<string, unknown[]> {
@@ -61,6 +63,8 @@ export class Room extends TypedEmitter<RoomEvents> {
   readonly #transcodeViewers = new Set<Viewer>();
   #codecWaiters: Array<() => void> = [];
   #closed = false;
+  // Counters of viewers that have left, so the room's totals only ever grow.
+  readonly #departed = { packetsSent: 0, bytesSent: 0, retransmitted: 0, nackMisses: 0, nacks: 0, keyframeRequests: 0, remoteLost: 0 };
   /** Viewers that waited for a keyframe (none cached), and their total wait in ms. */
   readonly keyframeWaits = { count: 0, totalMs: 0 };
 
@@ -97,6 +101,13 @@ export class Room extends TypedEmitter<RoomEvents> {
 
   viewers(): Viewer[] {
     return [...this.#viewers.values()];
+  }
+
+  /** Counters over every viewer the room has had, present and gone. */
+  get totals(): { packetsSent: number; bytesSent: number; retransmitted: number; nackMisses: number; nacks: number; keyframeRequests: number; remoteLost: number } {
+    const t = { ...this.#departed };
+    for (const v of this.#viewers.values()) for (const k of Object.keys(t) as Array<keyof typeof t>) t[k] += v.stats[k];
+    return t;
   }
 
   /** The transcoder's process ids while one runs. */
@@ -221,7 +232,7 @@ export class Room extends TypedEmitter<RoomEvents> {
       payloadType: choice.offered.payloadType,
       playoutDelayId: pdId,
       playoutDelay: this.#s.playoutDelay,
-      idleTimeoutMs: 15_000,
+      idleTimeoutMs: this.#s.viewerIdleTimeoutMs,
     });
     this.#viewers.set(viewer.id, viewer);
     viewer.on('state', (s) => {
@@ -234,6 +245,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     if (choice.transcode) this.#transcodeViewers.add(viewer);
     viewer.on('close', () => {
       this.#viewers.delete(viewer.id);
+      for (const k of Object.keys(this.#departed) as Array<keyof Room['totals']>) this.#departed[k] += viewer.stats[k];
       this.safeEmit('viewers', this.#viewers.size);
       if (this.#transcodeViewers.delete(viewer) && this.#transcodeViewers.size === 0) this.#scheduleTranscoderStop();
     });
@@ -260,7 +272,8 @@ export class Room extends TypedEmitter<RoomEvents> {
     clearTimeout(this.#transcoderIdleTimer);
     this.#transcoderIdleTimer = undefined;
     if (this.#h264 && this.#transcoder) return this.#h264;
-    const output = new StreamTrack('H264', this.#s.fastStartMaxBytes);
+    // The transcode's viewers get fast start on the same terms as the camera's (none when it is off).
+    const output = new StreamTrack('H264', this.#s.fastStart ? this.#s.fastStartMaxBytes : 0);
     const transcoder = new Transcoder({
       cameraId: this.cameraId,
       input: this.#main!,

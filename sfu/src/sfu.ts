@@ -4,7 +4,7 @@ import {
   InvalidStateError, NotFoundError, TypedEmitter, counter, createLogger, gauge, histogram, type Config,
 } from '@cctv/core';
 import { Room, type RoomSettings, type ViewerAnswer } from './room.js';
-import { createDtlsKeys, type DtlsKeys } from './webrtc.js';
+import { createDtlsKeys, useNativeX25519, warmUp, type DtlsKeys } from './webrtc.js';
 
 const log = createLogger('sfu');
 
@@ -13,6 +13,8 @@ export interface SfuOptions {
   settings: Config['sfu'];
   /** Folder for runtime files (transcoder SDPs). */
   dataDir: string;
+  /** A viewer that sends no RTCP about our stream for this long is closed, in ms; default 15000. */
+  viewerIdleTimeoutMs?: number;
 }
 
 export interface SfuEvents extends Record<string, unknown[]> {
@@ -37,7 +39,6 @@ function registerMetrics(): void {
     if (kind === 'gauge') gauge(name, help, ['camera'], collect as never);
     else (counter(name, help, ['camera']) as unknown as { collect: unknown }).collect = collect;
   };
-  const sumViewers = (r: Room, f: (s: ReturnType<Room['viewers']>[number]['stats']) => number) => r.viewers().reduce((a, v) => a + f(v.stats), 0);
   perRoom('cctv_sfu_viewers', 'WebRTC viewers of the camera', (r) => r.viewerCount, 'gauge');
   perRoom('cctv_sfu_ingest_packets_total', 'RTP packets received on the camera ingest', (r) => r.ingestCounters.packets, 'counter');
   perRoom('cctv_sfu_ingest_bytes_total', 'Bytes received on the camera ingest', (r) => r.ingestCounters.bytes, 'counter');
@@ -46,10 +47,13 @@ function registerMetrics(): void {
   perRoom('cctv_sfu_keyframe_requests_total', 'Keyframe requests sent to the camera source', (r) => r.ingestCounters.keyframeRequests, 'counter');
   perRoom('cctv_sfu_keyframe_waits_total', 'Viewers that had to wait for a keyframe (nothing cached to start from)', (r) => r.keyframeWaits.count, 'counter');
   perRoom('cctv_sfu_keyframe_wait_seconds_total', 'Time viewers spent waiting for a keyframe', (r) => r.keyframeWaits.totalMs / 1000, 'counter');
-  perRoom('cctv_sfu_packets_sent_total', 'RTP packets sent to viewers (current viewers)', (r) => sumViewers(r, (s) => s.packetsSent), 'gauge');
-  perRoom('cctv_sfu_retransmitted_packets_total', 'Packets sent again after a NACK (current viewers)', (r) => sumViewers(r, (s) => s.retransmitted), 'gauge');
-  perRoom('cctv_sfu_nack_misses_total', 'NACKed packets no longer in the history (current viewers)', (r) => sumViewers(r, (s) => s.nackMisses), 'gauge');
-  perRoom('cctv_sfu_viewer_lost_packets', 'Packets viewers report lost in their receiver reports (current viewers)', (r) => sumViewers(r, (s) => s.remoteLost), 'gauge');
+  perRoom('cctv_sfu_packets_sent_total', 'RTP packets sent to viewers', (r) => r.totals.packetsSent, 'counter');
+  perRoom('cctv_sfu_bytes_sent_total', 'Bytes of SRTP sent to viewers', (r) => r.totals.bytesSent, 'counter');
+  perRoom('cctv_sfu_nacks_total', 'NACK messages received from viewers', (r) => r.totals.nacks, 'counter');
+  perRoom('cctv_sfu_retransmitted_packets_total', 'Packets sent again after a NACK', (r) => r.totals.retransmitted, 'counter');
+  perRoom('cctv_sfu_nack_misses_total', 'NACKed packets no longer in the history', (r) => r.totals.nackMisses, 'counter');
+  perRoom('cctv_sfu_viewer_keyframe_requests_total', 'PLI/FIR received from viewers', (r) => r.totals.keyframeRequests, 'counter');
+  perRoom('cctv_sfu_viewer_lost_packets_total', 'Packets viewers reported lost in their receiver reports', (r) => r.totals.remoteLost, 'counter');
   perRoom('cctv_sfu_transcoders', 'H.265 to H.264 transcodes running for the camera', (r) => (r.transcoderPids.length > 0 ? 1 : 0), 'gauge');
 }
 
@@ -72,6 +76,7 @@ export class Sfu extends TypedEmitter<SfuEvents> {
   readonly #opts: SfuOptions;
   readonly #rooms = new Map<string, Room>();
   #dtlsKeys: DtlsKeys | null = null;
+  #warmUp: Promise<void> = Promise.resolve();
   #closed = false;
 
   constructor(opts: SfuOptions) {
@@ -83,9 +88,12 @@ export class Sfu extends TypedEmitter<SfuEvents> {
   /** Makes the DTLS certificate shared by every viewer and registers metrics. */
   async initialize(): Promise<void> {
     this.#assertOpen();
+    useNativeX25519();
     this.#dtlsKeys = await createDtlsKeys();
     registerMetrics();
     sfus.add(this);
+    // In the background: the first viewer should not pay for loading and compiling the handshake code.
+    this.#warmUp = warmUp(this.#dtlsKeys).then((ms) => log.debug({ ms: Math.round(ms) }, 'warmed up the WebRTC stack'));
   }
 
   /** The address camera-nodes should send RTP to (the host part). */
@@ -131,6 +139,7 @@ export class Sfu extends TypedEmitter<SfuEvents> {
       runtimeDir: join(this.#opts.dataDir, 'run'),
       dtlsKeys: this.#dtlsKeys!,
       codecWaitMs: 3000,
+      viewerIdleTimeoutMs: this.#opts.viewerIdleTimeoutMs ?? 15_000,
     };
     const room = new Room(cameraId, settings);
     await room.initialize();
@@ -170,6 +179,7 @@ export class Sfu extends TypedEmitter<SfuEvents> {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#warmUp;
     await Promise.all(this.rooms().map((r) => r.close()));
     this.#rooms.clear();
     sfus.delete(this);

@@ -3,7 +3,7 @@ import { InvalidStateError, TypedEmitter, createLogger } from '@cctv/core';
 import type { RTCPeerConnection } from 'werift';
 import { SrtpProtector } from './srtp.js';
 import type { Gop, MediaPacket, StreamTrack, TrackSink } from './track.js';
-import { onFeedback, sendPathOf, sendSenderReport, type SendPath, type ViewerFeedback } from './webrtc.js';
+import { onActivity, onDtlsClosed, onFeedback, sendPathOf, sendSenderReport, type SendPath, type ViewerFeedback } from './webrtc.js';
 
 const log = createLogger('sfu:viewer');
 
@@ -35,6 +35,8 @@ export interface ViewerStats {
   remoteJitter: number;
   /** Packets dropped because the ICE pair was not there. */
   sendFailures: number;
+  /** Packets that went out after the first burst of a fast start (they waited in the queue). */
+  paced: number;
 }
 
 export interface ViewerEvents extends Record<string, unknown[]> {
@@ -62,6 +64,41 @@ const HISTORY = 1024;
 const SR_INTERVAL_MS = 1000;
 // At most one GOP replay per viewer in this interval, however many PLIs arrive.
 const REPLAY_INTERVAL_MS = 500;
+// Fast start sends at most this much at once (a keyframe fits), then about 50 Mbit/s: a whole group of
+// pictures sent in one go overflows socket buffers (the kernel's default 208 KiB on the way in) and is lost.
+const FAST_START_BURST_BYTES = 64 * 1024;
+const FAST_START_BYTES_PER_MS = 6250;
+const DRAIN_INTERVAL_MS = 2;
+
+/** A FIFO of (seq, roc, ts, packet) without a per-entry object; shift is O(1) amortized. */
+class PacketQueue {
+  #items: Array<number | MediaPacket> = [];
+  #head = 0;
+  get length(): number {
+    return (this.#items.length - this.#head) / 4;
+  }
+  push(seq: number, roc: number, ts: number, p: MediaPacket): void {
+    this.#items.push(seq, roc, ts, p);
+  }
+  shift4(): [number, number, number, MediaPacket] {
+    const i = this.#head;
+    const it = this.#items;
+    const out: [number, number, number, MediaPacket] = [it[i] as number, it[i + 1] as number, it[i + 2] as number, it[i + 3] as MediaPacket];
+    this.#head += 4;
+    if (this.#head === it.length) {
+      this.#items = [];
+      this.#head = 0;
+    } else if (this.#head > 4096) {
+      this.#items = it.slice(this.#head);
+      this.#head = 0;
+    }
+    return out;
+  }
+  clear(): void {
+    this.#items = [];
+    this.#head = 0;
+  }
+}
 
 interface HistoryEntry {
   seq: number;
@@ -95,8 +132,17 @@ export class Viewer extends TypedEmitter<ViewerEvents> implements TrackSink {
   readonly #history: HistoryEntry[] = Array.from({ length: HISTORY }, () => ({ seq: -1, roc: 0, ts: 0, p: null }));
   #replayPending = false;
   #renumberNext = false;
+  // Whether a group of pictures went out before (a later one is a replay, numbered on from the last).
+  #replayed = false;
   #lastReplayAt = 0;
-  #lastFeedbackAt = Date.now();
+  // Fast-start pacing: packets waiting behind a burst, and the byte budget.
+  #pacing = false;
+  readonly #queue = new PacketQueue();
+  #budget = FAST_START_BURST_BYTES;
+  #budgetAt = performance.now();
+  #drainTimer: NodeJS.Timeout | undefined;
+  #drainRounds = 0;
+  #lastHeardAt = Date.now();
   #timers: NodeJS.Timeout[] = [];
   #unsubscribe: Array<() => void> = [];
   readonly #ext: Buffer | null;
@@ -104,7 +150,7 @@ export class Viewer extends TypedEmitter<ViewerEvents> implements TrackSink {
   firstKeyframeAt = 0;
   /** When DTLS completed, in ms since the epoch (0 until then). */
   connectedAt = 0;
-  readonly stats: ViewerStats = { packetsSent: 0, bytesSent: 0, retransmitted: 0, nackMisses: 0, nacks: 0, keyframeRequests: 0, remoteLost: 0, remoteJitter: 0, sendFailures: 0 };
+  readonly stats: ViewerStats = { packetsSent: 0, bytesSent: 0, retransmitted: 0, nackMisses: 0, nacks: 0, keyframeRequests: 0, remoteLost: 0, remoteJitter: 0, sendFailures: 0, paced: 0 };
 
   constructor(opts: ViewerOptions) {
     super();
@@ -142,11 +188,11 @@ export class Viewer extends TypedEmitter<ViewerEvents> implements TrackSink {
     // A viewer that vanished without DELETE stops sending RTCP; end it so it holds nothing.
     this.#timers.push(
       setInterval(() => {
-        if (Date.now() - this.#lastFeedbackAt > this.#opts.idleTimeoutMs) {
+        if (Date.now() - this.#lastHeardAt > this.#opts.idleTimeoutMs) {
           log.info({ viewer: this.id, camera: this.cameraId }, 'viewer went silent; closing it');
           void this.close();
         }
-      }, 1000),
+      }, Math.min(1000, Math.max(10, this.#opts.idleTimeoutMs / 2))),
     );
   }
 
@@ -163,8 +209,11 @@ export class Viewer extends TypedEmitter<ViewerEvents> implements TrackSink {
       return void this.close();
     }
     this.connectedAt = Date.now();
-    this.#lastFeedbackAt = Date.now();
+    this.#lastHeardAt = Date.now();
     this.#unsubscribe.push(onFeedback(dtls, ssrc, (f) => this.#onFeedback(f)));
+    this.#unsubscribe.push(onActivity(dtls, () => (this.#lastHeardAt = Date.now())));
+    // A browser that closes sends a DTLS close_notify: free the viewer now, not after the idle timeout.
+    this.#unsubscribe.push(onDtlsClosed(dtls, () => void this.close()));
     this.#timers.push(
       setInterval(() => {
         if (this.#state !== ViewerState.Live) return;
@@ -214,9 +263,10 @@ export class Viewer extends TypedEmitter<ViewerEvents> implements TrackSink {
   }
 
   /**
-   * Sends a group of pictures at once. Its frames get timestamps one tick apart that end just before
-   * `nextTs` (the live frame that follows), or at the last frame's own timestamp when `nextTs` is null,
-   * so the receiver decodes them all at once and shows the newest, instead of playing them back in time.
+   * Sends a group of pictures ahead of the live packets. Its frames get timestamps one tick apart that
+   * end just before `nextTs` (the live frame that follows), or at the last frame's own timestamp when
+   * `nextTs` is null, so the receiver decodes them all at once and shows the newest, instead of playing
+   * them back in time. The burst is paced (see #drain) so it does not overflow socket buffers.
    */
   #sendGop(gop: Gop, nextTs: number | null): void {
     const n = gop.frames.length;
@@ -226,29 +276,75 @@ export class Viewer extends TypedEmitter<ViewerEvents> implements TrackSink {
     this.#goLive();
     // A replay to a viewer that already had packets is numbered on from the last one.
     if (this.#lastSeq >= 0) this.#seqOffset = (this.#lastSeq + 1 - gop.frames[0]![0]!.seq) & 0xffff;
+    this.#pacing = true;
     gop.frames.forEach((frame, i) => {
       const ts = (lastTs - (n - 1 - i)) >>> 0;
       for (const p of frame) this.#send(p, ts);
     });
     // Live packets follow the replay without a gap.
-    this.#renumberNext = this.#lastSeq >= 0;
+    this.#renumberNext = this.#lastSeq >= 0 && this.#replayed;
+    this.#replayed = true;
+    this.#drain();
   }
 
+  /** Numbers a packet for this viewer and sends it, or queues it behind a paced burst. */
   #send(p: MediaPacket, ts: number): void {
-    const path = this.#path;
-    const srtp = this.#srtp;
-    if (!path || !srtp) return;
+    if (!this.#path) return;
     if (this.#renumberNext) {
       this.#renumberNext = false;
       this.#seqOffset = (this.#lastSeq + 1 - p.seq) & 0xffff;
     }
+    const seq = (p.seq + this.#seqOffset) & 0xffff;
+    // RFC 3711 §3.3.1: the rollover counter counts wraps of the sequence number.
+    if (this.#lastSeq >= 0 && seq < this.#lastSeq && this.#lastSeq - seq > 0x8000) this.#roc = (this.#roc + 1) >>> 0;
+    this.#lastSeq = seq;
+    this.#lastTs = ts;
+    this.#lastTsAt = Date.now();
+    const h = this.#history[seq % HISTORY]!;
+    h.seq = seq;
+    h.roc = this.#roc;
+    h.ts = ts;
+    h.p = p;
+    if (this.#pacing) {
+      this.#queue.push(h.seq, h.roc, ts, p);
+      return;
+    }
+    this.#write(p, ts, seq, this.#roc);
+  }
+
+  /**
+   * Sends queued packets while the byte budget lasts (a bucket of FAST_START_BURST_BYTES refilled at
+   * FAST_START_BYTES_PER_MS), then comes back in a few ms; live packets wait behind the queue.
+   */
+  #drain = (): void => {
+    this.#drainTimer = undefined;
+    const now = performance.now();
+    this.#budget = Math.min(FAST_START_BURST_BYTES, this.#budget + (now - this.#budgetAt) * FAST_START_BYTES_PER_MS);
+    this.#budgetAt = now;
+    const q = this.#queue;
+    while (q.length > 0 && this.#budget > 0) {
+      const [seq, roc, ts, p] = q.shift4();
+      this.#budget -= this.#write(p, ts, seq, roc);
+      if (this.#drainRounds > 0) this.stats.paced++;
+    }
+    if (q.length > 0) {
+      this.#drainRounds++;
+      this.#drainTimer = setTimeout(this.#drain, DRAIN_INTERVAL_MS);
+    } else {
+      this.#drainRounds = 0;
+      this.#pacing = false;
+    }
+  };
+
+  /** Builds the viewer's packet in one buffer, encrypts it in place and sends it; returns its size. */
+  #write(p: MediaPacket, ts: number, seq: number, roc: number): number {
+    const path = this.#path;
+    const srtp = this.#srtp;
+    if (!path || !srtp) return 0;
     const ext = this.#ext;
     const hl = ext ? 20 : 12;
     const pl = p.payloadEnd - p.payloadOffset;
     const out = Buffer.allocUnsafe(hl + pl + srtp.overhead);
-    const seq = (p.seq + this.#seqOffset) & 0xffff;
-    // RFC 3711 §3.3.1: the rollover counter counts wraps of the sequence number.
-    if (this.#lastSeq >= 0 && seq < this.#lastSeq && this.#lastSeq - seq > 0x8000) this.#roc = (this.#roc + 1) >>> 0;
     out[0] = ext ? 0x90 : 0x80;
     out[1] = (p.marker ? 0x80 : 0) | this.#opts.payloadType;
     out.writeUInt16BE(seq, 2);
@@ -256,51 +352,29 @@ export class Viewer extends TypedEmitter<ViewerEvents> implements TrackSink {
     out.writeUInt32BE(path.ssrc, 8);
     if (ext) ext.copy(out, 12);
     p.buf.copy(out, hl, p.payloadOffset, p.payloadEnd);
-    const h = this.#history[seq % HISTORY]!;
-    h.seq = seq;
-    h.roc = this.#roc;
-    h.ts = ts;
-    h.p = p;
-    const len = srtp.protect(out, hl, hl + pl, this.#roc);
-    this.#lastSeq = seq;
-    this.#lastTs = ts;
-    this.#lastTsAt = Date.now();
+    const len = srtp.protect(out, hl, hl + pl, roc);
     if (path.send(out, len)) {
       this.stats.packetsSent++;
       this.stats.bytesSent += len;
     } else {
       this.stats.sendFailures++;
     }
+    return len;
   }
 
   #resend(seq: number): void {
     const h = this.#history[seq % HISTORY]!;
-    const path = this.#path;
-    const srtp = this.#srtp;
-    if (h.seq !== seq || !h.p || !path || !srtp) {
+    if (h.seq !== seq || !h.p || !this.#path) {
       this.stats.nackMisses++;
       return;
     }
-    const p = h.p;
-    const ext = this.#ext;
-    const hl = ext ? 20 : 12;
-    const pl = p.payloadEnd - p.payloadOffset;
-    const out = Buffer.allocUnsafe(hl + pl + srtp.overhead);
-    out[0] = ext ? 0x90 : 0x80;
-    out[1] = (p.marker ? 0x80 : 0) | this.#opts.payloadType;
-    out.writeUInt16BE(seq, 2);
-    out.writeUInt32BE(h.ts, 4);
-    out.writeUInt32BE(path.ssrc, 8);
-    if (ext) ext.copy(out, 12);
-    p.buf.copy(out, hl, p.payloadOffset, p.payloadEnd);
-    // Same sequence number and rollover counter: the same SRTP index as the lost packet (RFC 4588 §3 allows
-    // retransmission in the original stream when RTX was not negotiated).
-    const len = srtp.protect(out, hl, hl + pl, h.roc);
-    if (path.send(out, len)) this.stats.retransmitted++;
+    // Same sequence number and rollover counter: the same SRTP index as the lost packet (RFC 4588 §3
+    // allows retransmission in the original stream when RTX was not negotiated).
+    this.#write(h.p, h.ts, seq, h.roc);
+    this.stats.retransmitted++;
   }
 
   #onFeedback(f: ViewerFeedback): void {
-    this.#lastFeedbackAt = Date.now();
     if (f.nacks) {
       this.stats.nacks++;
       for (const seq of f.nacks) this.#resend(seq);
@@ -334,6 +408,8 @@ export class Viewer extends TypedEmitter<ViewerEvents> implements TrackSink {
     this.#setState(ViewerState.Closed);
     this.#track?.removeSink(this);
     for (const t of this.#timers) clearInterval(t);
+    clearTimeout(this.#drainTimer);
+    this.#queue.clear();
     for (const u of this.#unsubscribe) u();
     this.#timers = [];
     this.#unsubscribe = [];

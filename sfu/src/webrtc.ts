@@ -8,7 +8,37 @@ import {
   RtcpSenderInfo, RtcpSrPacket, RtcpTransportLayerFeedback, type RTCDtlsTransport,
 } from 'werift';
 import type dgram from 'node:dgram';
+import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync } from 'node:crypto';
+import nacl from 'tweetnacl';
 import { SrtpProfile, type SrtpSessionKeys } from './srtp.js';
+
+// DER prefixes of X25519 keys (RFC 8410): PKCS#8 private key and SubjectPublicKeyInfo around the 32 raw bytes.
+const X25519_PKCS8 = Buffer.from('302e020100300506032b656e04220420', 'hex');
+const X25519_SPKI = Buffer.from('302a300506032b656e032100', 'hex');
+
+let nativeX25519 = false;
+/**
+ * werift's DTLS does its X25519 key exchange (the curve browsers offer first) with tweetnacl, in
+ * JavaScript: about 8 ms of blocked event loop per operation here, two per viewer join, felt by every
+ * other viewer as a stall. The same function from OpenSSL (node:crypto) takes microseconds. This swaps
+ * tweetnacl's two entry points werift calls for the native ones; results are identical (tested).
+ */
+export function useNativeX25519(): void {
+  if (nativeX25519) return;
+  nativeX25519 = true;
+  const box = nacl.box as unknown as { keyPair: () => { publicKey: Uint8Array; secretKey: Uint8Array } };
+  nacl.scalarMult = ((secret: Uint8Array, pub: Uint8Array): Uint8Array => {
+    const privateKey = createPrivateKey({ key: Buffer.concat([X25519_PKCS8, Buffer.from(secret)]), format: 'der', type: 'pkcs8' });
+    const publicKey = createPublicKey({ key: Buffer.concat([X25519_SPKI, Buffer.from(pub)]), format: 'der', type: 'spki' });
+    return new Uint8Array(diffieHellman({ privateKey, publicKey }));
+  }) as typeof nacl.scalarMult;
+  box.keyPair = () => {
+    const { privateKey, publicKey } = generateKeyPairSync('x25519');
+    const secretKey = new Uint8Array(privateKey.export({ format: 'der', type: 'pkcs8' }).subarray(X25519_PKCS8.length));
+    const pub = new Uint8Array(publicKey.export({ format: 'der', type: 'spki' }).subarray(X25519_SPKI.length));
+    return { publicKey: pub, secretKey };
+  };
+}
 
 /** URI of the playout-delay header extension (webrtc.org experiment, used by Chrome and Firefox). */
 export const PLAYOUT_DELAY_URI = 'http://www.webrtc.org/experiments/rtp-hdrext/playout-delay';
@@ -73,6 +103,47 @@ export function createViewerPeer(opts: PeerOptions): { pc: RTCPeerConnection; tr
   return { pc, track };
 }
 
+/**
+ * Runs one ICE + DTLS handshake between two local werift peers, so the code the first real viewer needs
+ * is loaded and compiled before it arrives (a cold handshake takes several times longer). Never throws.
+ */
+export async function warmUp(dtlsKeys: DtlsKeys): Promise<number> {
+  const started = performance.now();
+  const codec = { mimeType: 'video/H264', payloadType: 96, clockRate: 90000, fmtp: 'packetization-mode=1;profile-level-id=42e01f', rtcpFb: ['nack', 'nack pli'] };
+  const client = new RTCPeerConnection({
+    iceServers: [],
+    iceUseIpv6: false,
+    iceAdditionalHostAddresses: ['127.0.0.1'],
+    codecs: { video: [new RTCRtpCodecParameters({ mimeType: codec.mimeType, clockRate: codec.clockRate, payloadType: 96, parameters: codec.fmtp })] },
+  });
+  const { pc: server } = createViewerPeer({ codec, playoutDelayId: null, additionalHostAddresses: ['127.0.0.1'], portRange: undefined, dtlsKeys });
+  try {
+    client.addTransceiver('video', { direction: 'recvonly' });
+    await client.setLocalDescription(await client.createOffer());
+    await server.setRemoteDescription(client.localDescription!);
+    for (const t of server.getTransceivers()) {
+      t.setDirection('sendonly');
+      t.dtlsTransport.role = 'server';
+    }
+    await server.setLocalDescription(await server.createAnswer());
+    await client.setRemoteDescription(server.localDescription!);
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 5000);
+      server.connectionStateChange.subscribe((st) => {
+        if (st === 'connected') {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+  } catch {
+    // A failed warm-up costs the first viewer a slower start, nothing more.
+  } finally {
+    await Promise.allSettled([client.close(), server.close()]);
+  }
+  return performance.now() - started;
+}
+
 /** What the send path needs from a connected peer. */
 export interface SendPath {
   keys: SrtpSessionKeys;
@@ -127,7 +198,9 @@ export function onFeedback(dtls: RTCDtlsTransport, ssrc: number, fn: (f: ViewerF
   const { unSubscribe } = dtls.onRtcp.subscribe((packet) => {
     if (packet instanceof RtcpTransportLayerFeedback) {
       const fb = packet.feedback as { count: number; mediaSourceSsrc?: number; lost?: number[] };
-      if (fb.count === 1 && fb.mediaSourceSsrc === ssrc && fb.lost) fn({ nacks: fb.lost });
+      // werift's parser adds BLP offsets to the PID without wrapping (PID 65534, BLP 0b11 gives 65536):
+      // bring them back into the 16-bit space (RFC 4585 §6.2.1).
+      if (fb.count === 1 && fb.mediaSourceSsrc === ssrc && fb.lost) fn({ nacks: fb.lost.map((seq) => seq & 0xffff) });
     } else if (packet instanceof RtcpPayloadSpecificFeedback) {
       const fb = packet.feedback as { count: number; mediaSsrc?: number; fir?: Array<{ ssrc: number }> };
       if ((fb.count === 1 && fb.mediaSsrc === ssrc) || (fb.count === 4 && (fb.fir ?? []).some((e) => e.ssrc === ssrc))) fn({ keyframe: true });
@@ -138,6 +211,35 @@ export function onFeedback(dtls: RTCDtlsTransport, ssrc: number, fn: (f: ViewerF
     }
   });
   return unSubscribe;
+}
+
+/**
+ * Calls `fn` when the DTLS session ends: the peer sent an alert (a browser's close_notify on
+ * `pc.close()`, RFC 5246 §7.2.1) or it failed. werift does not carry this into `connectionState`.
+ * Returns the unsubscribe.
+ */
+export function onDtlsClosed(dtls: RTCDtlsTransport, fn: () => void): () => void {
+  const { unSubscribe } = dtls.onStateChange.subscribe((s) => {
+    if (s === 'closed' || s === 'failed') fn();
+  });
+  return unSubscribe;
+}
+
+/**
+ * Calls `fn` whenever the viewer shows it is there: any RTCP packet, or an ICE consent check (browsers
+ * send one about every 5 s, RFC 7675, also while the camera sends nothing and so no receiver report is
+ * due). Returns the unsubscribe.
+ */
+export function onActivity(dtls: RTCDtlsTransport, fn: () => void): () => void {
+  const subs: Array<{ unSubscribe: () => void }> = [dtls.onRtcp.subscribe(() => fn())];
+  const connection = (dtls.iceTransport as unknown as { connection: { protocols?: Array<{ onRequestReceived?: { subscribe: (f: () => void) => { unSubscribe: () => void } } }> } }).connection;
+  for (const protocol of connection.protocols ?? []) {
+    const sub = protocol.onRequestReceived?.subscribe(() => fn());
+    if (sub) subs.push(sub);
+  }
+  return () => {
+    for (const s of subs) s.unSubscribe();
+  };
 }
 
 /** Sends an RTCP sender report for our SSRC (RFC 3550 §6.4.1). */
