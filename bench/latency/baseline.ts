@@ -8,7 +8,8 @@
 import dgram from 'node:dgram';
 import http from 'node:http';
 import { randomUUID } from 'node:crypto';
-import { MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters } from 'werift';
+import { MediaStreamTrack, type RTCPeerConnection } from 'werift';
+import { loopbackH264Peer } from './peer.js';
 
 const [httpPort, rtpPort] = process.argv.slice(2).map(Number);
 const viewers = new Map<string, { pc: RTCPeerConnection; track: MediaStreamTrack }>();
@@ -37,14 +38,7 @@ const server = http.createServer(async (req, res) => {
     }
     let body = '';
     for await (const c of req) body += c;
-    const pc = new RTCPeerConnection({
-      iceServers: [],
-      iceUseIpv6: false,
-      iceAdditionalHostAddresses: ['127.0.0.1'],
-      codecs: {
-        video: [new RTCRtpCodecParameters({ mimeType: 'video/H264', clockRate: 90000, rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }], parameters: 'level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f' })],
-      },
-    });
+    const pc = loopbackH264Peer();
     const track = new MediaStreamTrack({ kind: 'video' });
     await pc.setRemoteDescription({ type: 'offer', sdp: body });
     const t = pc.getTransceivers()[0]!;

@@ -6,7 +6,8 @@
 // Usage: node --import tsx bench/latency/load.ts <whep-url> <count>
 // Prints `READY <count>` when every viewer is receiving, then `PACKETS <n>` every second.
 import type dgram from 'node:dgram';
-import { RTCPeerConnection, RTCRtpCodecParameters, RtcpReceiverInfo, RtcpRrPacket } from 'werift';
+import { RtcpReceiverInfo, RtcpRrPacket, type RTCPeerConnection } from 'werift';
+import { loopbackH264Peer } from './peer.js';
 
 const [url, countArg] = process.argv.slice(2);
 const count = Number(countArg);
@@ -20,14 +21,7 @@ const sessions: string[] = [];
 const peers: RTCPeerConnection[] = [];
 
 async function viewer(): Promise<void> {
-  const pc = new RTCPeerConnection({
-    iceServers: [],
-    iceUseIpv6: false,
-    iceAdditionalHostAddresses: ['127.0.0.1'],
-    codecs: {
-      video: [new RTCRtpCodecParameters({ mimeType: 'video/H264', clockRate: 90000, rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }], parameters: 'level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f' })],
-    },
-  });
+  const pc = loopbackH264Peer();
   peers.push(pc);
   pc.addTransceiver('video', { direction: 'recvonly' });
   await pc.setLocalDescription(await pc.createOffer());
