@@ -16,6 +16,7 @@ export default defineConfig({
   test: {
     include: ['*/src/**/*.test.ts', 'test/**/*.test.ts'],
     exclude: ['**/node_modules/**', '**/dist/**', 'web/**'],
+    globalSetup: ['./test/globalSetup.ts'],
     setupFiles: ['./test/setup.ts'],
     pool: 'forks',
     testTimeout: 60_000,

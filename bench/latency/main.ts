@@ -16,6 +16,7 @@ import { chromium, type Browser } from 'playwright-core';
 import { cpuMs, result, summary } from '../lib/stats.js';
 import { startSource } from './source.js';
 import { MEASURE_SOURCE, type PageResult } from './page.js';
+import { startStunServer } from '../../test/support/stun.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const args = new Map<string, string>();
@@ -156,6 +157,9 @@ async function main(): Promise<void> {
   const systems: System[] = [];
   const runs: Run[] = [];
   let source: ReturnType<typeof startSource> | undefined;
+  // werift peers (the baseline, the load viewers) gather against this instead of a public STUN server.
+  const stun = await startStunServer();
+  process.env.TEST_STUN_URL = stun.url;
   try {
     for (const name of SYSTEMS) {
       if (name === 'cctv') systems.push(await startCctv(dir, name, 0));
@@ -180,6 +184,7 @@ async function main(): Promise<void> {
     await source?.stop();
     await Promise.all(systems.map((s) => s.stop()));
     await browser.close();
+    await stun.close();
     rmSync(dir, { recursive: true, force: true });
   }
   for (const r of runs) report(r);

@@ -1,9 +1,11 @@
 import { RTCPeerConnection, RTCRtpCodecParameters } from 'werift';
+import { testIceServers } from '../../test/support/stun.js';
 
 /** A werift peer on 127.0.0.1 that knows one codec: H.264 packetization-mode 1, constrained baseline. */
 export function loopbackH264Peer(): RTCPeerConnection {
   return new RTCPeerConnection({
-    iceServers: [],
+    // The benchmark's local STUN server (werift would otherwise look up a public one and may stall).
+    iceServers: testIceServers(),
     iceUseIpv6: false,
     iceAdditionalHostAddresses: ['127.0.0.1'],
     codecs: {

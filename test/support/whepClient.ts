@@ -1,3 +1,4 @@
+import { testIceServers } from './stun.js';
 import { RTCPeerConnection, RTCRtpCodecParameters, type RtpPacket } from 'werift';
 
 /** A WHEP viewer made of a werift peer: posts an offer, counts what arrives, and DELETEs on close. */
@@ -35,7 +36,7 @@ export const h265Codec = (payloadType = 98): RTCRtpCodecParameters =>
 /** Opens a WHEP session at `url` (…/whep). Throws with the status and body when the server refuses. */
 export async function watch(url: string, opts: WhepOptions = {}): Promise<WhepViewer> {
   const pc = new RTCPeerConnection({
-    iceServers: [],
+    iceServers: testIceServers(),
     iceUseIpv6: false,
     iceAdditionalHostAddresses: ['127.0.0.1'],
     codecs: { video: opts.codecs ?? [h264Codec()] },

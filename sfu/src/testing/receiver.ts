@@ -1,3 +1,4 @@
+import { testIceServers } from '../../../test/support/stun.js';
 import { RTCPeerConnection, RTCRtpCodecParameters, type RTCRtpTransceiver, type RtpPacket } from 'werift';
 import type { Sfu, ViewerAnswer } from '../index.js';
 import { PLAYOUT_DELAY_URI } from '../webrtc.js';
@@ -59,7 +60,8 @@ export class TestReceiver {
 
   constructor(readonly opts: ReceiverOptions) {
     this.pc = new RTCPeerConnection({
-      iceServers: [],
+      // A local STUN server: werift would otherwise look up a public one (see test/support/stun.ts).
+      iceServers: testIceServers(),
       iceAdditionalHostAddresses: ['127.0.0.1'],
       iceUseIpv6: false,
       codecs: { video: opts.codecs, audio: [] },
