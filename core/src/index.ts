@@ -31,5 +31,8 @@ export type { Database, Queryable, OpenDatabaseOptions } from './db/database.js'
 export { migrate, MIGRATIONS_DIR } from './db/migrate.js';
 export type { MigrationResult } from './db/migrate.js';
 
+export { openBus } from './bus/bus.js';
+export type { Bus, OpenBusOptions } from './bus/bus.js';
+
 export { CameraState } from './wire.js';
 export type { CameraStatus, CameraInputStats, IngestAddress } from './wire.js';

@@ -1,59 +1,30 @@
 import inject from 'light-my-request';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  CameraState, UnavailableError, UnsupportedError, ValidationError, loadConfig, migrate, openDatabase,
-  type CameraStatus, type Database,
-} from '@cctv/core';
-import { buildApp, routes, type AppDeps } from './app.js';
-import { CameraStore } from './cameras.js';
-import type { CameraRuntime, WhepTarget } from './local.js';
+import { routes, type AppDeps } from './app.js';
+import { harness, type FakeWhep, type Harness } from './testing/harness.js';
 
 // Routes are tested on the app itself, without a port; the database is a real embedded Postgres.
-// The runtime and the WHEP target are small fakes: what is under test here is the HTTP edge.
+// The media side is a small fake: what is under test here is the HTTP edge. Requests are made as the
+// admin, with a Bearer token (access itself is tested in access.test.ts).
 
-const status = (id: string): CameraStatus => ({
-  id, state: CameraState.Live, since: 0, lastError: null, viewers: 0,
-  input: { codec: 'H264', fps: 30, bitrateKbps: 1000, packets: 1, bytes: 1, keyframes: 1, junk: 0, reconnects: 0, lastPacketAt: 0 },
-});
-
-class FakeWhep implements WhepTarget {
-  sessions = new Set<string>();
-  next: 'ok' | 'bad-sdp' | 'codec' | 'offline' = 'ok';
-  async createViewer(cameraId: string, offer: string) {
-    if (this.next === 'bad-sdp') throw new ValidationError('sdp', 'has no m= section');
-    if (this.next === 'codec') throw new UnsupportedError('the offer has no H.264 with packetization-mode=1 (offered: VP8)');
-    if (this.next === 'offline') throw new UnavailableError('CAMERA_OFFLINE', `camera ${cameraId} is not sending video`, 2);
-    const id = `s${this.sessions.size + 1}`;
-    this.sessions.add(id);
-    return { id, sdp: `v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=answer to ${offer.length} bytes\r\n` };
-  }
-  async deleteViewer(_cameraId: string, viewerId: string) {
-    if (!this.sessions.delete(viewerId)) {
-      const { NotFoundError } = await import('@cctv/core');
-      throw new NotFoundError(`viewer ${viewerId} is not watching`);
-    }
-  }
-}
-
-let db: Database;
-let app: ReturnType<typeof buildApp>;
-let store: CameraStore;
-const whep = new FakeWhep();
-const runtime: CameraRuntime = { status };
+let h: Harness;
+let admin: Record<string, string>;
+let whep: FakeWhep;
+let store: Harness['store'];
+let app: Harness['app'];
 
 beforeAll(async () => {
-  db = await openDatabase({ dataDir: 'memory://' });
-  await migrate(db);
-  store = new CameraStore(db);
-  const deps: AppDeps = { config: loadConfig({ env: {}, overrides: { http: { bodyLimitBytes: 4096 } } }), db, store, runtime, whep, webDir: null, version: 'test' };
-  app = buildApp(deps);
+  h = await harness();
+  ({ whep, store, app } = h);
+  admin = await h.token('admin');
 });
 afterAll(async () => {
-  await db?.close();
+  await h?.close();
 });
 
 const json = (method: 'POST' | 'PUT' | 'PATCH', url: string, body: unknown) =>
-  inject(app, { method, url, payload: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+  inject(app, { method, url, payload: JSON.stringify(body), headers: { ...admin, 'content-type': 'application/json' } });
+const get = (url: string, method: 'GET' | 'DELETE' | 'OPTIONS' = 'GET') => inject(app, { method, url, headers: admin });
 
 describe('cameras API', () => {
   it('creates a camera and answers 201 with its Location', async () => {
@@ -90,10 +61,10 @@ describe('cameras API', () => {
   });
 
   it('answers malformed JSON, a wrong Content-Type and an oversized body with their codes', async () => {
-    const bad = await inject(app, { method: 'POST', url: '/api/cameras', payload: '{"id": ', headers: { 'content-type': 'application/json' } });
+    const bad = await inject(app, { method: 'POST', url: '/api/cameras', payload: '{"id": ', headers: { ...admin, 'content-type': 'application/json' } });
     expect(bad.statusCode).toBe(400);
     expect(bad.json().error.code).toBe('MALFORMED_JSON');
-    const type = await inject(app, { method: 'POST', url: '/api/cameras', payload: 'id=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const type = await inject(app, { method: 'POST', url: '/api/cameras', payload: 'id=x', headers: { ...admin, 'content-type': 'application/x-www-form-urlencoded' } });
     expect(type.statusCode).toBe(415);
     expect(type.json().error.code).toBe('UNSUPPORTED_MEDIA_TYPE');
     const big = await json('POST', '/api/cameras', { id: 'big', name: 'x'.repeat(10_000), source: { kind: 'test' } });
@@ -106,11 +77,11 @@ describe('cameras API', () => {
     const r = await json('POST', '/api/cameras', { id: 'sql', name, source: { kind: 'test' } });
     expect(r.statusCode).toBe(201);
     expect((await store.get('sql'))!.config.name).toBe(name);
-    expect((await inject(app, { method: 'DELETE', url: '/api/cameras/sql' })).statusCode).toBe(204);
+    expect((await get('/api/cameras/sql', 'DELETE')).statusCode).toBe(204);
   });
 
   it('lists, reads, replaces, patches and deletes', async () => {
-    const list = await inject(app, { method: 'GET', url: '/api/cameras' });
+    const list = await get('/api/cameras');
     expect(list.json().map((c: { id: string }) => c.id)).toEqual(['front']);
     const put = await json('PUT', '/api/cameras/front', { name: 'Front', source: { kind: 'test', fps: 10 } });
     expect(put.statusCode).toBe(200);
@@ -120,17 +91,17 @@ describe('cameras API', () => {
     const wrongId = await json('PUT', '/api/cameras/front', { id: 'other', source: { kind: 'test' } });
     expect(wrongId.statusCode).toBe(400);
     expect(wrongId.json().error.field).toBe('id');
-    expect((await inject(app, { method: 'GET', url: '/api/cameras/front' })).json().version).toBe(3);
+    expect((await get('/api/cameras/front')).json().version).toBe(3);
   });
 
   it('answers 404 for unknown and malformed ids, also with path tricks', async () => {
     for (const url of ['/api/cameras/nope', '/api/cameras/..%2f..%2fetc%2fpasswd', '/api/cameras/%00']) {
-      const r = await inject(app, { method: 'GET', url });
+      const r = await get(url);
       expect(r.statusCode, url).toBe(404);
       expect(r.json().error.code).toBe('CAMERA_NOT_FOUND');
     }
-    expect((await inject(app, { method: 'DELETE', url: '/api/cameras/nope' })).statusCode).toBe(404);
-    const unknown = await inject(app, { method: 'GET', url: '/api/nothing-here' });
+    expect((await get('/api/cameras/nope', 'DELETE')).statusCode).toBe(404);
+    const unknown = await get('/api/nothing-here');
     expect(unknown.statusCode).toBe(404);
     expect(unknown.json().error.code).toBe('NOT_FOUND');
   });
@@ -150,24 +121,24 @@ describe('cameras API', () => {
     const sep = await json('PUT', '/api/cameras/ip', { source: { kind: 'rtsp', url: 'rtsp://10.0.0.9/s', username: 'u', password: 'p4ss' } });
     expect(sep.body).not.toContain('p4ss');
     expect(sep.json().source).toMatchObject({ username: 'u', hasPassword: true });
-    expect((await inject(app, { method: 'GET', url: '/api/cameras' })).body).not.toMatch(/s3cret|p4ss/);
+    expect((await get('/api/cameras')).body).not.toMatch(/s3cret|p4ss/);
   });
 });
 
 describe('WHEP door', () => {
   const offer = 'v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n';
-  const post = (url: string, body = offer, type = 'application/sdp') => inject(app, { method: 'POST', url, payload: body, headers: { 'content-type': type } });
+  const post = (url: string, body = offer, type = 'application/sdp') => inject(app, { method: 'POST', url, payload: body, headers: { ...admin, 'content-type': type } });
 
   it('answers an offer with 201, the SDP answer and a Location to DELETE', async () => {
     whep.next = 'ok';
     const r = await post('/api/cameras/front/whep');
     expect(r.statusCode).toBe(201);
     expect(r.headers['content-type']).toMatch(/^application\/sdp/);
-    expect(r.headers.location).toMatch(/^\/api\/cameras\/front\/whep\/s\d+$/);
+    expect(r.headers.location).toMatch(/^\/api\/cameras\/front\/whep\/s\d+-\w+$/);
     expect(r.body).toContain('v=0');
-    const del = await inject(app, { method: 'DELETE', url: r.headers.location as string });
+    const del = await get(r.headers.location as string, 'DELETE');
     expect(del.statusCode).toBe(200);
-    const again = await inject(app, { method: 'DELETE', url: r.headers.location as string });
+    const again = await get(r.headers.location as string, 'DELETE');
     expect(again.statusCode).toBe(404);
     expect(again.json().error.code).toBe('SESSION_NOT_FOUND');
   });
@@ -195,7 +166,7 @@ describe('WHEP door', () => {
   });
 
   it('says PATCH is not supported, with Allow', async () => {
-    const r = await inject(app, { method: 'PATCH', url: '/api/cameras/front/whep/s1', payload: 'a=candidate:1', headers: { 'content-type': 'application/trickle-ice-sdpfrag' } });
+    const r = await inject(app, { method: 'PATCH', url: '/api/cameras/front/whep/s1', payload: 'a=candidate:1', headers: { ...admin, 'content-type': 'application/trickle-ice-sdpfrag' } });
     expect(r.statusCode).toBe(405);
     expect(r.headers.allow).toBe('DELETE');
   });
@@ -203,18 +174,18 @@ describe('WHEP door', () => {
 
 describe('route table', () => {
   it('answers 405 with Allow for a method a path does not have, and OPTIONS with the methods', async () => {
-    const r = await inject(app, { method: 'PUT', url: '/api/cameras' });
+    const r = await inject(app, { method: 'PUT', url: '/api/cameras', headers: admin });
     expect(r.statusCode).toBe(405);
     expect(r.headers.allow).toBe('GET, POST');
-    const o = await inject(app, { method: 'OPTIONS', url: '/api/cameras/front/whep' });
+    const o = await get('/api/cameras/front/whep', 'OPTIONS');
     expect(o.statusCode).toBe(204);
     expect(o.headers.allow).toBe('POST, OPTIONS');
   });
 
   it('serves health and metrics', async () => {
-    const h = await inject(app, { method: 'GET', url: '/api/health' });
-    expect(h.json()).toMatchObject({ status: 'ok', version: 'test', database: 'pglite' });
-    const m = await inject(app, { method: 'GET', url: '/metrics' });
+    const health = await inject(app, { method: 'GET', url: '/api/health' });
+    expect(health.json()).toMatchObject({ status: 'ok', version: 'test', database: 'pglite' });
+    const m = await get('/metrics');
     expect(m.statusCode).toBe(200);
     expect(m.headers['content-type']).toMatch(/^text\/plain/);
   });

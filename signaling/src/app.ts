@@ -1,11 +1,16 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import express, { type NextFunction, type Request, type Response } from 'express';
+import helmet from 'helmet';
 import { CAMERA_ID_PATTERN, createLogger, metricsText, type Config, type Database } from '@cctv/core';
 import { MAX_SDP_BYTES } from '@cctv/sfu';
 import { publicSource, type CameraStore, type StoredCamera } from './cameras.js';
 import { ApiError, toApiError } from './errors.js';
 import type { CameraRuntime, WhepTarget } from './local.js';
+import { AuditAction } from './auth/audit.js';
+import { ANONYMOUS, CAMERA_PERMISSIONS, Permission, can, canSeeCamera, type Principal, type Requirement } from './auth/permissions.js';
+import { authRoutes, principal, requestMeta } from './auth/routes.js';
+import type { AuthService } from './auth/service.js';
 
 const log = createLogger('signaling:http');
 
@@ -15,6 +20,7 @@ export interface AppDeps {
   store: CameraStore;
   runtime: CameraRuntime;
   whep: WhepTarget;
+  auth: AuthService;
   /** Folder of the built dashboard, or null when it is not built. */
   webDir: string | null;
   version: string;
@@ -23,15 +29,26 @@ export interface AppDeps {
 /** HTTP methods the route table uses. */
 export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
-/** One entry of the route table: every API route is declared here, so tests can walk them all. */
+/**
+ * One entry of the route table. Every API route is declared here with the permission it needs; the
+ * wrapper in buildApp checks it, so no route can be reached without its check (tests walk the table).
+ */
 export interface Route {
   method: Method;
   /** Express path, e.g. `/api/cameras/:id`. */
   path: string;
   /** One line saying what it does. */
   summary: string;
+  /** What the caller must hold: a permission, any signed-in principal, or nothing. */
+  permission: Requirement;
+  /** The route's `:id` is a camera: camera permissions are checked on it, and it must be visible. */
+  camera?: boolean;
+  /** Reachable while a sign-in still owes a 2FA step: `verify` (a code) or `enroll` (set-up), to finish or leave it. */
+  allowPending?: ReadonlyArray<'verify' | 'enroll'>;
   /** The body it takes, if any. */
   body?: 'json' | 'sdp';
+  /** Extra limit on top of the per-principal API limit. */
+  limit?: 'whep';
   handler: (req: Request, res: Response) => Promise<void> | void;
 }
 
@@ -56,117 +73,106 @@ function cameraId(req: Request): string {
   return id;
 }
 
-/** The API's routes. */
+/** The API's routes: cameras, live viewing, and (from auth/routes.ts) users, sessions, tokens, audit. */
 export function routes(deps: AppDeps): Route[] {
-  const { store, runtime, whep } = deps;
+  const { store, runtime, whep, auth } = deps;
   const startedAt = Date.now();
+  const trustProxy = deps.config?.http.trustProxy ?? false;
   const mustGet = async (id: string): Promise<StoredCamera> => {
     const cam = await store.get(id);
     if (!cam) throw new ApiError('CAMERA_NOT_FOUND', `no camera with id '${id}'`);
     return cam;
   };
+  const audit = (req: Request, res: Response, action: string, cameraIdOf: string, details: Record<string, unknown> = {}) => {
+    const p = principal(res);
+    return auth.audit.append({ actor: p.username ?? 'anonymous', actorKind: p.kind === 'anonymous' ? 'anonymous' : p.kind, action, cameraId: cameraIdOf, ip: requestMeta(req, trustProxy).ip, details });
+  };
   return [
     {
-      method: 'GET',
-      path: '/api/health',
-      summary: 'Whether the process is up, with its version and roles',
+      method: 'GET', path: '/api/health', permission: 'public',
+      summary: 'Whether the process is up, with its version',
       handler: async (_req, res) => {
-        res.json({
-          status: 'ok',
-          version: deps.version,
-          node: deps.config.node.id,
-          database: deps.db.kind,
-          uptimeS: Math.round((Date.now() - startedAt) / 1000),
-        });
+        res.json({ status: 'ok', version: deps.version, node: deps.config.node.id, database: deps.db.kind, uptimeS: Math.round((Date.now() - startedAt) / 1000) });
       },
     },
     {
-      method: 'GET',
-      path: '/api/cameras',
-      summary: 'Every camera with its status',
+      method: 'GET', path: '/api/cameras', permission: Permission.CamerasRead,
+      summary: 'The cameras you may see, with their status',
       handler: async (_req, res) => {
-        res.json((await store.list()).map((c) => cameraView(c, runtime)));
+        const p = principal(res);
+        res.json((await store.list()).filter((c) => canSeeCamera(p, c.config.id)).map((c) => cameraView(c, runtime)));
       },
     },
     {
-      method: 'POST',
-      path: '/api/cameras',
+      method: 'POST', path: '/api/cameras', permission: Permission.CamerasManage, body: 'json',
       summary: 'Add a camera: { id, name?, enabled?, source: { kind, … } }',
-      body: 'json',
       handler: async (req, res) => {
         const cam = await store.create(req.body);
         if (!cam) throw new ApiError('CAMERA_EXISTS', `a camera with id '${String((req.body as { id?: unknown }).id)}' exists`, { field: 'id' });
+        await audit(req, res, AuditAction.CameraCreated, cam.config.id, { source: publicSource(cam.config.source), enabled: cam.config.enabled });
         res.status(201).location(`/api/cameras/${cam.config.id}`).json(cameraView(cam, runtime));
       },
     },
     {
-      method: 'GET',
-      path: '/api/cameras/:id',
+      method: 'GET', path: '/api/cameras/:id', permission: Permission.CamerasRead, camera: true,
       summary: 'One camera with its status',
       handler: async (req, res) => {
         res.json(cameraView(await mustGet(cameraId(req)), runtime));
       },
     },
     {
-      method: 'PUT',
-      path: '/api/cameras/:id',
+      method: 'PUT', path: '/api/cameras/:id', permission: Permission.CamerasManage, camera: true, body: 'json',
       summary: "Replace a camera's configuration",
-      body: 'json',
       handler: async (req, res) => {
         const cam = await store.update(cameraId(req), req.body, 'replace');
         if (!cam) throw new ApiError('CAMERA_NOT_FOUND', `no camera with id '${cameraId(req)}'`);
+        await audit(req, res, AuditAction.CameraChanged, cam.config.id, { name: cam.config.name, enabled: cam.config.enabled, source: publicSource(cam.config.source) });
         res.json(cameraView(cam, runtime));
       },
     },
     {
-      method: 'PATCH',
-      path: '/api/cameras/:id',
+      method: 'PATCH', path: '/api/cameras/:id', permission: Permission.CamerasManage, camera: true, body: 'json',
       summary: "Change some fields of a camera's configuration",
-      body: 'json',
       handler: async (req, res) => {
         const cam = await store.update(cameraId(req), req.body, 'merge');
         if (!cam) throw new ApiError('CAMERA_NOT_FOUND', `no camera with id '${cameraId(req)}'`);
+        await audit(req, res, AuditAction.CameraChanged, cam.config.id, { name: cam.config.name, enabled: cam.config.enabled, source: publicSource(cam.config.source) });
         res.json(cameraView(cam, runtime));
       },
     },
     {
-      method: 'DELETE',
-      path: '/api/cameras/:id',
+      method: 'DELETE', path: '/api/cameras/:id', permission: Permission.CamerasManage, camera: true,
       summary: 'Remove a camera',
       handler: async (req, res) => {
         if (!(await store.remove(cameraId(req)))) throw new ApiError('CAMERA_NOT_FOUND', `no camera with id '${cameraId(req)}'`);
+        await audit(req, res, AuditAction.CameraDeleted, cameraId(req));
         res.status(204).end();
       },
     },
     {
-      method: 'POST',
-      path: '/api/cameras/:id/whep',
+      method: 'POST', path: '/api/cameras/:id/whep', permission: Permission.Live, camera: true, body: 'sdp', limit: 'whep',
       summary: 'Watch a camera: WHEP offer (application/sdp) → 201 with the SDP answer and Location',
-      body: 'sdp',
       handler: async (req, res) => {
         const id = cameraId(req);
         await mustGet(id);
         if (typeof req.body !== 'string') throw new ApiError('BAD_SDP', 'the body must be an SDP offer');
+        let answer: { id: string; sdp: string };
         try {
-          const answer = await whep.createViewer(id, req.body);
-          res
-            .status(201)
-            .location(`/api/cameras/${id}/whep/${answer.id}`)
-            .type('application/sdp')
-            .send(answer.sdp);
+          answer = await whep.createViewer(id, req.body);
         } catch (error) {
           throw toApiError(error, { validation: 'BAD_SDP', notFound: 'CAMERA_NOT_FOUND' });
         }
+        res.status(201).location(`/api/cameras/${id}/whep/${answer.id}`).type('application/sdp').send(answer.sdp);
+        // Recorded after the answer is on its way: the viewer's first frame does not wait for the write.
+        void audit(req, res, AuditAction.LiveStarted, id, { session: answer.id, userAgent: requestMeta(req, trustProxy).userAgent });
       },
     },
     {
-      method: 'DELETE',
-      path: '/api/cameras/:id/whep/:session',
+      method: 'DELETE', path: '/api/cameras/:id/whep/:session', permission: Permission.Live, camera: true,
       summary: 'Stop watching (the Location returned by the WHEP POST)',
       handler: async (req, res) => {
-        const id = cameraId(req);
         try {
-          await whep.deleteViewer(id, String(req.params.session));
+          await whep.deleteViewer(cameraId(req), String(req.params.session));
         } catch (error) {
           throw toApiError(error, { notFound: 'SESSION_NOT_FOUND' });
         }
@@ -174,8 +180,7 @@ export function routes(deps: AppDeps): Route[] {
       },
     },
     {
-      method: 'PATCH',
-      path: '/api/cameras/:id/whep/:session',
+      method: 'PATCH', path: '/api/cameras/:id/whep/:session', permission: Permission.Live, camera: true,
       summary: 'Trickle ICE and ICE restart are not supported (WHEP allows 405); the answer already has every candidate',
       handler: (_req, res) => {
         res.setHeader('Allow', 'DELETE');
@@ -183,15 +188,65 @@ export function routes(deps: AppDeps): Route[] {
       },
     },
     {
-      method: 'GET',
-      path: '/metrics',
-      summary: 'Prometheus metrics of this process',
+      method: 'GET', path: '/metrics', permission: Permission.MetricsRead,
+      summary: 'Prometheus metrics of this process (a token with metrics:read for the scraper)',
       handler: async (_req, res) => {
         const m = await metricsText();
         res.type(m.contentType).send(m.body);
       },
     },
+    ...authRoutes(auth, { trustProxy, issuer: 'CCTV' }),
   ];
+}
+
+const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+/**
+ * The one place where access is decided, for every route: who is asking, whether a 2FA step is owed,
+ * the route's permission (on its camera), CSRF for cookie-authenticated writes, and the rate limits.
+ * A camera the caller may not see answers 404, as if it did not exist.
+ */
+export async function authorize(route: Route, req: Request, res: Response, deps: Pick<AppDeps, 'auth' | 'config'>): Promise<Principal> {
+  if (route.permission === 'public') {
+    // Credentials are not needed here; bad ones are ignored rather than refused.
+    const p = await deps.auth.resolve(req).catch(() => ANONYMOUS);
+    res.locals.principal = p;
+    return p;
+  }
+  const p = await deps.auth.resolve(req);
+  res.locals.principal = p;
+  if (p.kind === 'anonymous') throw new ApiError('UNAUTHENTICATED');
+  // Lucia's CSRF rule: a write made with the session cookie must come from a page of this site.
+  if (p.kind === 'user' && UNSAFE.has(req.method) && !sameOrigin(req)) {
+    throw new ApiError('CSRF_FAILED', 'a request with the session cookie that changes something must come from this site (Origin header)');
+  }
+  if (p.pending && !route.allowPending?.includes(p.pending)) throw new ApiError(p.pending === 'verify' ? 'SECOND_FACTOR_PENDING' : 'ENROLLMENT_REQUIRED');
+  if (route.permission !== 'authenticated') {
+    const camera = route.camera ? String(req.params.id ?? '') : undefined;
+    if (camera !== undefined && !canSeeCamera(p, camera)) throw new ApiError('CAMERA_NOT_FOUND', `no camera with id '${camera.slice(0, 80)}'`);
+    const perCamera = (CAMERA_PERMISSIONS as readonly string[]).includes(route.permission);
+    if (!can(p, route.permission, perCamera ? camera : undefined)) throw new ApiError('FORBIDDEN', `this needs the permission ${route.permission}`);
+  }
+  const who = p.tokenId ?? p.userId!;
+  const limits = deps.config.security.limits;
+  const d = await deps.auth.limiter.hit(`api:${who}`, limits.apiPerPrincipal);
+  if (!d.ok) throw new ApiError('RATE_LIMITED', `too many requests; try again in ${d.retryAfterS} s`, { retryAfterS: d.retryAfterS });
+  if (route.limit === 'whep') {
+    const w = await deps.auth.limiter.hit(`whep:${who}`, limits.whepPerPrincipal);
+    if (!w.ok) throw new ApiError('RATE_LIMITED', `too many new viewing sessions; try again in ${w.retryAfterS} s`, { retryAfterS: w.retryAfterS });
+  }
+  return p;
+}
+
+/** Whether the request's Origin is this server (scheme and host as the request reached us). */
+export function sameOrigin(req: Request): boolean {
+  const origin = req.headers.origin;
+  if (!origin) return false;
+  try {
+    return new URL(origin).host === req.headers.host;
+  } catch {
+    return false;
+  }
 }
 
 /** Builds the HTTP app (without listening), so routes can be tested without a port. */
@@ -199,12 +254,61 @@ export function buildApp(deps: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  app.set('trust proxy', false);
+  const tls = deps.config.http.tls.mode !== 'off';
+  app.use(
+    helmet({
+      contentSecurityPolicy: {
+        useDefaults: false,
+        directives: {
+          'default-src': ["'self'"],
+          'script-src': ["'self'"],
+          'style-src': ["'self'"],
+          'img-src': ["'self'", 'data:', 'blob:'],
+          'media-src': ["'self'", 'blob:'],
+          'connect-src': ["'self'"],
+          'object-src': ["'none'"],
+          'base-uri': ["'self'"],
+          'form-action': ["'self'"],
+          'frame-ancestors': ["'none'"],
+        },
+      },
+      // HSTS only means something over HTTPS.
+      strictTransportSecurity: tls ? { maxAge: 31_536_000, includeSubDomains: false } : false,
+      crossOriginEmbedderPolicy: false,
+    }),
+  );
+  // CORS for listed origins only, and only for Bearer-token calls (cookies are never sent cross-site).
+  const corsOrigins = new Set(deps.config.http.corsOrigins);
+  app.use((req, res, next) => {
+    const origin = req.headers.origin;
+    if (origin && corsOrigins.has(origin)) {
+      res.setHeader('Access-Control-Allow-Origin', origin);
+      res.setHeader('Vary', 'Origin');
+      res.setHeader('Access-Control-Expose-Headers', 'Location, Retry-After');
+      if (req.method === 'OPTIONS' && req.headers['access-control-request-method']) {
+        res.setHeader('Access-Control-Allow-Methods', 'GET, POST, PUT, PATCH, DELETE');
+        res.setHeader('Access-Control-Allow-Headers', 'Authorization, Content-Type');
+        res.setHeader('Access-Control-Max-Age', '600');
+        res.status(204).end();
+        return;
+      }
+    }
+    next();
+  });
+
   const table = routes(deps);
   const jsonBody = express.json({ limit: deps.config.http.bodyLimitBytes, strict: true, type: () => true });
   const sdpBody = express.text({ limit: MAX_SDP_BYTES, type: () => true });
 
   for (const r of table) {
+    const guard = async (req: Request, res: Response, next: NextFunction): Promise<void> => {
+      try {
+        await authorize(r, req, res, deps);
+        next();
+      } catch (error) {
+        next(error);
+      }
+    };
     const wrap = async (req: Request, res: Response, next: NextFunction): Promise<void> => {
       try {
         await r.handler(req, res);
@@ -217,7 +321,8 @@ export function buildApp(deps: AppDeps): express.Express {
       if (!req.is(want)) return next(new ApiError('UNSUPPORTED_MEDIA_TYPE', `the Content-Type must be ${want}`));
       next();
     };
-    const chain = r.body ? [checkType, r.body === 'sdp' ? sdpBody : jsonBody, wrap] : [wrap];
+    // Access is decided before the body is read: an anonymous caller cannot make us parse 1 MiB.
+    const chain = r.body ? [guard, checkType, r.body === 'sdp' ? sdpBody : jsonBody, wrap] : [guard, wrap];
     app[r.method.toLowerCase() as 'get'](r.path, ...chain);
   }
 
@@ -256,8 +361,9 @@ export function buildApp(deps: AppDeps): express.Express {
   app.use((error: unknown, req: Request, res: Response, _next: NextFunction) => {
     const api = fromExpress(error) ?? toApiError(error);
     if (api.code === 'INTERNAL') log.error({ err: error, method: req.method, path: req.path }, 'request failed');
-    else log.debug({ code: api.code, method: req.method, path: req.path, msg: api.message }, 'request refused');
+    else log.debug({ code: api.code, method: req.method, path: req.path }, 'request refused');
     if (api.retryAfterS !== undefined) res.setHeader('Retry-After', String(api.retryAfterS));
+    if (api.status === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="cctv"');
     res.status(api.status).json({ error: { code: api.code, message: api.message, ...(api.field ? { field: api.field } : {}) } });
   });
   return app;

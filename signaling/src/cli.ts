@@ -21,7 +21,9 @@ Options:
 
 Environment:
   CCTV_CONFIG, CCTV_PORT, CCTV_HOST, CCTV_DATA_DIR, CCTV_LOG_LEVEL, CCTV_LOG_FORMAT, CCTV_NODE_ID,
+  CCTV_ADMIN_PASSWORD (the first admin's password; without it one is generated and shown once),
   DATABASE_URL (postgres://…; without it an embedded database lives in the data folder),
+  REDIS_URL (redis://…; without it rate limits are kept in this process),
   and any config key as CCTV_<SECTION>__<KEY>, e.g. CCTV_SFU__ICE__LOOPBACK=true.
 `;
 
@@ -85,8 +87,16 @@ async function main(): Promise<void> {
     log.fatal({ err: error }, `cannot start: ${(error as Error).message}`);
     process.exit(1);
   });
-  const lan = config.http.host === '0.0.0.0' ? lanUrls(system.port) : [];
-  process.stdout.write(`\n  Dashboard: ${system.url}\n${lan.map((u) => `  On the LAN: ${u}\n`).join('')}\n`);
+  const lan = config.http.host === '0.0.0.0' ? lanUrls(system.port, system.tls ? 'https' : 'http') : [];
+  let banner = `\n  Dashboard: ${system.url}\n${lan.map((u) => `  On the LAN: ${u}\n`).join('')}`;
+  if (system.tls) {
+    banner += `  TLS certificate SHA-256: ${system.tls.fingerprint}${system.tls.generated ? ' (self-signed, made now; check it against what the browser shows)' : ''}\n`;
+  }
+  // Shown once, here, never logged: the password of the admin account made on this first start.
+  if (system.generatedAdminPassword) {
+    banner += `\n  First start: sign in as 'admin' with the password  ${system.generatedAdminPassword}\n  (shown only now; change it after signing in, or set CCTV_ADMIN_PASSWORD before the first start)\n`;
+  }
+  process.stdout.write(banner + '\n');
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

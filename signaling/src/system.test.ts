@@ -18,7 +18,7 @@ const config = (url: string) =>
   loadConfig({
     env: {},
     overrides: {
-      http: { host: '127.0.0.1', port: 0 },
+      http: { host: '127.0.0.1', port: 0, tls: { mode: 'off' } },
       dataDir: dir,
       database: { url },
       sfu: { ice: { loopback: true, hostAddresses: ['127.0.0.1'] } },
@@ -36,14 +36,22 @@ async function until<T>(fn: () => Promise<T | undefined> | T | undefined, what: 
   }
 }
 
-const api = async (path: string, init?: RequestInit) => fetch(base + path, init);
+let auth: Record<string, string> = {};
+const api = async (path: string, init: RequestInit = {}) => fetch(base + path, { ...init, headers: { ...auth, ...(init.headers as Record<string, string> | undefined) } });
+
+/** A Bearer token for the admin, as a script gets one. */
+async function signIn(): Promise<void> {
+  const r = await fetch(`${base}/api/auth/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: 'system-test-password' }) });
+  auth = { authorization: `Bearer ${((await r.json()) as { token: string }).token}` };
+}
 const cameraState = async (id: string) => ((await (await api(`/api/cameras/${id}`)).json()) as { status: { state: string } }).status.state;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'cctv-system-'));
   database = await createTestDatabase();
-  system = await startSystem({ config: config(database.url), webDir: null });
+  system = await startSystem({ config: config(database.url), webDir: null, adminPassword: 'system-test-password' });
   base = `http://127.0.0.1:${system.port}`;
+  await signIn();
 });
 
 afterAll(async () => {
@@ -60,7 +68,10 @@ describe('the system on one machine', () => {
   });
 
   it('adds a camera over REST, pushes its state on the WebSocket, and plays it over WHEP', async () => {
-    const ws = new WebSocket(`ws://127.0.0.1:${system.port}/api/ws`);
+    // Without credentials the socket is refused at the upgrade.
+    const refused = new WebSocket(`ws://127.0.0.1:${system.port}/api/ws`);
+    await expect(new Promise((resolve, reject) => { refused.once('open', resolve); refused.once('unexpected-response', (_req, res) => reject(new Error(String(res.statusCode)))); refused.once('error', reject); })).rejects.toThrow('401');
+    const ws = new WebSocket(`ws://127.0.0.1:${system.port}/api/ws`, { headers: auth });
     const messages: Array<{ type: string; status?: { id: string; state: string } }> = [];
     ws.on('message', (d) => messages.push(JSON.parse(String(d))));
     await new Promise((r) => ws.once('open', r));
@@ -70,7 +81,8 @@ describe('the system on one machine', () => {
       await until(() => messages.find((m) => m.type === 'status' && m.status?.id === 'rest' && m.status.state === 'live'), 'a live status on the socket');
       expect(messages[0]!.type).toBe('snapshot');
 
-      const viewer = await watch(`${base}/api/cameras/rest/whep`);
+      await expect(watch(`${base}/api/cameras/rest/whep`)).rejects.toThrow(/401/);
+      const viewer = await watch(`${base}/api/cameras/rest/whep`, { headers: auth });
       try {
         await viewer.waitForPackets(30);
         expect([...viewer.payloadTypes()]).toEqual([96]);
@@ -80,6 +92,9 @@ describe('the system on one machine', () => {
       }
       await until(async () => ((await (await api('/api/cameras/rest')).json()) as { status: { viewers: number } }).status.viewers === 0, 'viewer count 0');
       const metrics = await (await api('/metrics')).text();
+      // Watching is audited: who, which camera, from where.
+      const audit = (await (await api('/api/audit?action=view.live_started&camera=rest')).json()) as { entries: Array<{ actor: string; ip: string }> };
+      expect(audit.entries[0]).toMatchObject({ actor: 'admin', ip: '127.0.0.1' });
       expect(metrics).toMatch(/cctv_camera_up\{camera="rest"\} 1/);
       expect(metrics).toMatch(/cctv_sfu_whep_sessions_total\{camera="rest"\} 1/);
     } finally {
@@ -97,7 +112,7 @@ describe('the system on one machine', () => {
     await api('/api/cameras/cfg', { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ enabled: false }) });
     await until(async () => (await cameraState('cfg')) === 'stopped', 'cfg stopped');
     await until(() => cfgPids.every((p) => !isAlive(p)), 'cfg ffmpeg gone');
-    await expect(watch(`${base}/api/cameras/cfg/whep`)).rejects.toThrow(/409.*CAMERA_DISABLED/);
+    await expect(watch(`${base}/api/cameras/cfg/whep`, { headers: auth })).rejects.toThrow(/409.*CAMERA_DISABLED/);
     await api('/api/cameras/cfg', { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ enabled: true }) });
     await until(async () => (await cameraState('cfg')) === 'live', 'cfg live again');
   });
@@ -109,6 +124,9 @@ describe('the system on one machine', () => {
     expect(liveChildCount()).toBe(0);
     system = await startSystem({ config: config(database.url), webDir: null });
     base = `http://127.0.0.1:${system.port}`;
+    // Users live in the database too: the same password still signs in (no new admin was made).
+    expect(system.generatedAdminPassword).toBeNull();
+    await signIn();
     const ids = ((await (await api('/api/cameras')).json()) as Array<{ id: string }>).map((c) => c.id);
     expect(ids).toEqual(['cfg', 'kept']);
     await until(async () => (await cameraState('kept')) === 'live', 'kept live after restart');

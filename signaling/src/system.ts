@@ -1,16 +1,19 @@
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { networkInterfaces } from 'node:os';
-import { collectDefaultMetrics, createLogger, migrate, openDatabase, type Config, type Database } from '@cctv/core';
+import { collectDefaultMetrics, createLogger, migrate, openBus, openDatabase, type Bus, type Config, type Database } from '@cctv/core';
 import { createCameraNode, type CameraNode } from '@cctv/camera-node';
 import { createSfu, type Sfu } from '@cctv/sfu';
 import { buildApp } from './app.js';
 import { CameraStore } from './cameras.js';
 import { LocalRuntime } from './local.js';
 import { EventHub } from './ws.js';
+import { AuthService } from './auth/service.js';
+import { loadTls, type TlsMaterial } from './tls.js';
 
 const log = createLogger('signaling');
 
@@ -26,11 +29,17 @@ export interface System {
   url: string;
   port: number;
   db: Database;
+  bus: Bus;
+  auth: AuthService;
   store: CameraStore;
   sfu: Sfu;
   cameraNode: CameraNode;
   runtime: LocalRuntime;
   server: Server;
+  /** The HTTPS certificate in use, when TLS is on. */
+  tls: TlsMaterial | null;
+  /** The admin password made on this (first) start, to be shown once; null otherwise. */
+  generatedAdminPassword: string | null;
   close(): Promise<void>;
 }
 
@@ -40,6 +49,8 @@ export interface StartOptions {
   webDir?: string | null;
   /** Create the demo camera on a first start with no cameras (default true). */
   demoCamera?: boolean;
+  /** Password of the first admin; default CCTV_ADMIN_PASSWORD, else one is generated. */
+  adminPassword?: string;
 }
 
 /** The synthetic camera a first start gets, so a new user sees video at once. */
@@ -69,6 +80,10 @@ export async function startSystem(opts: StartOptions): Promise<System> {
     closers.push(() => db.close());
     log.info({ database: db.kind, location: db.location }, 'database open');
     await migrate(db);
+    const bus = await openBus({ url: config.redis.url, prefix: config.redis.prefix });
+    closers.push(() => bus.close());
+    const auth = new AuthService({ db, bus, config });
+    const admin = await auth.initialize(opts.adminPassword ?? process.env.CCTV_ADMIN_PASSWORD);
 
     const store = new CameraStore(db);
     for (const cam of config.cameras) await store.upsert(cam);
@@ -84,10 +99,14 @@ export async function startSystem(opts: StartOptions): Promise<System> {
     const runtime = new LocalRuntime(store, cameraNode, sfu);
     await runtime.initialize();
 
-    const app = buildApp({ config, db, store, runtime, whep: runtime, webDir: opts.webDir === undefined ? WEB_DIR : opts.webDir, version: VERSION });
-    const server = createServer(app);
+    const app = buildApp({ config, db, store, runtime, whep: runtime, auth, webDir: opts.webDir === undefined ? WEB_DIR : opts.webDir, version: VERSION });
+    const tls = await loadTls(config.http.tls, dataDir);
+    const server: Server = tls ? createHttpsServer({ cert: tls.cert, key: tls.key }, app) : createServer(app);
     server.keepAliveTimeout = 5000;
-    const hub = new EventHub(server, store, runtime);
+    // Slow-loris bounds: a client gets this long to send its headers and its request.
+    server.headersTimeout = 20_000;
+    server.requestTimeout = 60_000;
+    const hub = new EventHub(server, store, runtime, auth);
     await new Promise<void>((res, rej) => {
       server.once('error', (err: NodeJS.ErrnoException) =>
         rej(err.code === 'EADDRINUSE' ? new Error(`port ${config.http.port} on ${config.http.host} is in use; set CCTV_PORT to another port`, { cause: err }) : err),
@@ -101,10 +120,10 @@ export async function startSystem(opts: StartOptions): Promise<System> {
     });
     const port = (server.address() as AddressInfo).port;
     const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? 'localhost' : config.http.host;
-    const url = `http://${host}:${port}/`;
+    const url = `${tls ? 'https' : 'http'}://${host}:${port}/`;
     let closed = false;
     return {
-      url, port, db, store, sfu, cameraNode, runtime, server,
+      url, port, db, bus, auth, store, sfu, cameraNode, runtime, server, tls, generatedAdminPassword: admin.generatedPassword,
       async close() {
         if (closed) return;
         closed = true;
@@ -118,9 +137,9 @@ export async function startSystem(opts: StartOptions): Promise<System> {
 }
 
 /** URLs the dashboard can be reached at from other machines on the LAN. */
-export function lanUrls(port: number): string[] {
+export function lanUrls(port: number, scheme: 'http' | 'https'): string[] {
   return Object.values(networkInterfaces())
     .flatMap((l) => l ?? [])
     .filter((a) => a.family === 'IPv4' && !a.internal)
-    .map((a) => `http://${a.address}:${port}/`);
+    .map((a) => `${scheme}://${a.address}:${port}/`);
 }

@@ -1,15 +1,19 @@
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { createLogger, gauge, type CameraStatus } from '@cctv/core';
 import type { CameraStore } from './cameras.js';
 import { cameraView } from './app.js';
 import type { CameraRuntime, LocalRuntime } from './local.js';
+import { ApiError } from './errors.js';
+import { Permission, can, canSeeCamera, type Principal } from './auth/permissions.js';
+import type { AuthService } from './auth/service.js';
 
 const log = createLogger('signaling:ws');
 
 /** Messages the server pushes on /api/ws (JSON, one per frame). */
 export type ServerMessage =
-  /** Sent first: every camera as GET /api/cameras shows it. */
+  /** Sent first: every camera the client may see, as GET /api/cameras shows it. */
   | { type: 'snapshot'; cameras: unknown[] }
   /** A camera was added or its config changed. */
   | { type: 'camera'; camera: unknown }
@@ -27,20 +31,31 @@ const PING_INTERVAL_MS = 15_000;
 const wsClients = gauge('cctv_ws_clients', 'Dashboards connected to the event WebSocket');
 
 /**
- * Pushes camera changes to every connected dashboard. Read-only: clients only listen.
+ * Pushes camera changes to every connected dashboard, each only about the cameras its user may see.
+ * The connection is authorised at the upgrade, like any route (session cookie or Bearer token).
  */
 export class EventHub {
-  readonly #wss: WebSocketServer;
-  readonly #clients = new Set<WebSocket>();
+  readonly #wss = new WebSocketServer({ noServer: true, maxPayload: 4096 });
+  readonly #clients = new Map<WebSocket, Principal>();
   readonly #timer: NodeJS.Timeout;
   readonly #pinger: NodeJS.Timeout;
   readonly #alive = new Set<WebSocket>();
   readonly #lastState = new Map<string, string>();
+  readonly #server: Server;
+  readonly #onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
-  constructor(server: Server, store: CameraStore, runtime: CameraRuntime & LocalRuntime) {
-    this.#wss = new WebSocketServer({ server, path: '/api/ws', maxPayload: 4096 });
-    this.#wss.on('connection', (ws) => {
-      this.#clients.add(ws);
+  constructor(server: Server, store: CameraStore, runtime: CameraRuntime & LocalRuntime, auth: AuthService) {
+    this.#server = server;
+    this.#onUpgrade = (req, socket, head) => {
+      void this.#upgrade(req, socket, head, auth).catch((error: unknown) => {
+        const api = error instanceof ApiError ? error : new ApiError('INTERNAL');
+        if (api.code === 'INTERNAL') log.error({ err: error }, 'websocket upgrade failed');
+        socket.end(`HTTP/1.1 ${api.status} ${api.code}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${JSON.stringify({ error: { code: api.code, message: api.message } })}`);
+      });
+    };
+    server.on('upgrade', this.#onUpgrade);
+    this.#wss.on('connection', (ws: WebSocket, p: Principal) => {
+      this.#clients.set(ws, p);
       this.#alive.add(ws);
       wsClients.set(this.#clients.size);
       ws.on('pong', () => this.#alive.add(ws));
@@ -54,28 +69,28 @@ export class EventHub {
       ws.on('message', () => {});
       void store
         .list()
-        .then((cams) => this.#send(ws, { type: 'snapshot', cameras: cams.map((c) => cameraView(c, runtime)) }))
+        .then((cams) => this.#send(ws, { type: 'snapshot', cameras: cams.filter((c) => canSeeCamera(p, c.config.id)).map((c) => cameraView(c, runtime)) }))
         .catch((error: unknown) => log.warn({ err: error }, 'snapshot failed'));
     });
-    store.on('changed', (cam) => this.broadcast({ type: 'camera', camera: cameraView(cam, runtime) }));
+    store.on('changed', (cam) => this.#broadcast(cam.config.id, { type: 'camera', camera: cameraView(cam, runtime) }));
     store.on('removed', (id) => {
       this.#lastState.delete(id);
-      this.broadcast({ type: 'camera-removed', id });
+      this.#broadcast(id, { type: 'camera-removed', id });
     });
     runtime.on('status', (s) => {
       if (this.#lastState.get(s.id) !== s.state) {
         this.#lastState.set(s.id, s.state);
-        this.broadcast({ type: 'status', status: s });
+        this.#broadcast(s.id, { type: 'status', status: s });
       }
     });
     this.#timer = setInterval(() => {
       if (this.#clients.size === 0) return;
       void store.list().then((cams) => {
-        for (const c of cams) this.broadcast({ type: 'status', status: runtime.status(c.config.id) });
+        for (const c of cams) this.#broadcast(c.config.id, { type: 'status', status: runtime.status(c.config.id) });
       }).catch(() => {});
     }, STATUS_INTERVAL_MS);
     this.#pinger = setInterval(() => {
-      for (const ws of this.#clients) {
+      for (const ws of this.#clients.keys()) {
         // No pong since the last ping: the client is gone without closing.
         if (!this.#alive.delete(ws)) ws.terminate();
         else ws.ping();
@@ -83,10 +98,29 @@ export class EventHub {
     }, PING_INTERVAL_MS);
   }
 
-  broadcast(msg: ServerMessage): void {
+  async #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, auth: AuthService): Promise<void> {
+    if (new URL(req.url ?? '/', 'http://x').pathname !== '/api/ws') throw new ApiError('NOT_FOUND', 'no WebSocket here; use /api/ws');
+    const p = await auth.resolve(req);
+    if (p.kind === 'anonymous') throw new ApiError('UNAUTHENTICATED');
+    // Cross-site WebSocket hijacking: a cookie-authenticated socket must be opened by a page of this site.
+    if (p.kind === 'user') {
+      let ok = false;
+      try {
+        ok = new URL(String(req.headers.origin)).host === req.headers.host;
+      } catch {
+        ok = false;
+      }
+      if (!ok) throw new ApiError('CSRF_FAILED', 'the WebSocket must be opened from a page of this site (Origin header)');
+    }
+    if (p.pending) throw new ApiError(p.pending === 'verify' ? 'SECOND_FACTOR_PENDING' : 'ENROLLMENT_REQUIRED');
+    if (!can(p, Permission.CamerasRead)) throw new ApiError('FORBIDDEN', 'this needs the permission cameras:read');
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#wss.emit('connection', ws, p));
+  }
+
+  #broadcast(cameraId: string, msg: ServerMessage): void {
     if (this.#clients.size === 0) return;
     const text = JSON.stringify(msg);
-    for (const ws of this.#clients) this.#send(ws, text);
+    for (const [ws, p] of this.#clients) if (canSeeCamera(p, cameraId)) this.#send(ws, text);
   }
 
   #send(ws: WebSocket, msg: ServerMessage | string): void {
@@ -102,7 +136,8 @@ export class EventHub {
   async close(): Promise<void> {
     clearInterval(this.#timer);
     clearInterval(this.#pinger);
-    for (const ws of this.#clients) ws.terminate();
+    this.#server.off('upgrade', this.#onUpgrade);
+    for (const ws of this.#clients.keys()) ws.terminate();
     await new Promise<void>((r) => this.#wss.close(() => r()));
   }
 }

@@ -14,6 +14,7 @@ const ENV_ALIASES: Record<string, string> = {
   CCTV_LOG_FORMAT: 'log.format',
   CCTV_NODE_ID: 'node.id',
   DATABASE_URL: 'database.url',
+  REDIS_URL: 'redis.url',
 };
 
 /** CCTV_ variables that are read elsewhere, not config keys. */

@@ -83,6 +83,8 @@ export type CameraConfig = z.infer<typeof CameraSchema>;
 /** What a client sends; defaults not yet applied. */
 export type CameraInput = z.input<typeof CameraSchema>;
 
+const limit = z.strictObject({ max: z.number().int().min(1), windowS: z.number().int().min(1).max(86_400) });
+
 const ipLiteral = z.string().refine((s) => /^[0-9.]+$/.test(s) || s.includes(':'), 'must be an IP address');
 
 export const ConfigSchema = z.strictObject({
@@ -102,6 +104,24 @@ export const ConfigSchema = z.strictObject({
       port: portOrZero.default(8080),
       /** Largest accepted request body in bytes; default 1 MiB. */
       bodyLimitBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+      tls: z
+        .strictObject({
+          /**
+           * `self-signed`: HTTPS with a certificate made on first start (in dataDir/tls); `files`: HTTPS
+           * with certFile/keyFile; `off`: plain HTTP (behind a proxy that does TLS). Default self-signed.
+           */
+          mode: z.enum(['self-signed', 'files', 'off']).default('self-signed'),
+          /** PEM certificate (chain) for mode `files`. */
+          certFile: z.string().min(1).optional(),
+          /** PEM private key for mode `files`. */
+          keyFile: z.string().min(1).optional(),
+        })
+        .prefault({})
+        .refine((t) => t.mode !== 'files' || (t.certFile && t.keyFile), { message: "mode 'files' needs certFile and keyFile" }),
+      /** Origins (scheme://host:port) whose pages may call the API with a Bearer token; default none. */
+      corsOrigins: z.array(z.string().regex(/^https?:\/\/[^/\s]+$/, 'must be an origin like https://host:port')).default([]),
+      /** Take the client address from X-Forwarded-For (only behind a proxy you run); default false. */
+      trustProxy: z.boolean().default(false),
     })
     .prefault({}),
   /** Folder for the embedded database, last-known config and local state; default ./data. */
@@ -117,6 +137,14 @@ export const ConfigSchema = z.strictObject({
     .strictObject({
       /** A postgres:// URL; unset runs embedded Postgres (PGlite) in dataDir/db. */
       url: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional(),
+    })
+    .prefault({}),
+  redis: z
+    .strictObject({
+      /** A redis:// URL; unset keeps the bus (rate limits, and later the node registry) in this process. */
+      url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
+      /** Prefix of every key and channel, so deployments can share a Redis; default cctv. */
+      prefix: z.string().regex(/^[a-zA-Z0-9_-]{1,32}$/).default('cctv'),
     })
     .prefault({}),
   cameraNode: z
@@ -182,6 +210,32 @@ export const ConfigSchema = z.strictObject({
           idleStopMs: z.number().int().min(0).max(600_000).default(5000),
         })
         .prefault({}),
+    })
+    .prefault({}),
+  security: z
+    .strictObject({
+      lockout: z
+        .strictObject({
+          /** Failed sign-ins that lock an account; default 5. */
+          maxFailures: z.number().int().min(1).max(1000).default(5),
+          /** …within this many seconds; default 900. */
+          windowS: z.number().int().min(1).max(86_400).default(900),
+          /** How long the lock lasts, in s; default 900. */
+          lockS: z.number().int().min(1).max(86_400).default(900),
+        })
+        .prefault({}),
+      limits: z
+        .strictObject({
+          /** Sign-in attempts (and token requests) per client address. */
+          signInPerAddress: z.array(limit).default([{ max: 3, windowS: 1 }, { max: 10, windowS: 60 }, { max: 50, windowS: 3600 }]),
+          /** API requests per signed-in user or token. */
+          apiPerPrincipal: z.array(limit).default([{ max: 1200, windowS: 60 }]),
+          /** New live-viewing sessions (WHEP) per signed-in user or token. */
+          whepPerPrincipal: z.array(limit).default([{ max: 30, windowS: 60 }]),
+        })
+        .prefault({}),
+      /** Lifetime of the tokens POST /api/auth/token issues, in s; default 3600. */
+      shortTokenTtlS: z.number().int().min(60).max(86_400 * 30).default(3600),
     })
     .prefault({}),
   /** Cameras declared in the file; they are created (or updated) at start. */

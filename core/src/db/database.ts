@@ -117,8 +117,9 @@ async function openPglite(dataDir: string): Promise<Database> {
   };
 }
 
-// postgres.js serializes plain objects given for jsonb; PGlite wants them as JSON text.
+// postgres.js serializes plain objects given for jsonb; PGlite wants them as JSON text. Arrays stay
+// arrays (Postgres arrays, e.g. text[]) on both; a jsonb array must be passed as JSON text by the caller.
 function toPgliteParam(v: unknown): unknown {
-  if (v !== null && typeof v === 'object' && !(v instanceof Date) && !Buffer.isBuffer(v) && !(v instanceof Uint8Array)) return JSON.stringify(v);
+  if (v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof Date) && !Buffer.isBuffer(v) && !(v instanceof Uint8Array)) return JSON.stringify(v);
   return v;
 }
