@@ -16,6 +16,8 @@ if (!url || !Number.isInteger(count) || count < 0) {
   process.exit(2);
 }
 
+// Headers every WHEP request carries (the real server wants a Bearer token).
+const headers = JSON.parse(process.env.BENCH_WHEP_HEADERS ?? '{}') as Record<string, string>;
 let packets = 0;
 const sessions: string[] = [];
 const peers: RTCPeerConnection[] = [];
@@ -25,7 +27,7 @@ async function viewer(): Promise<void> {
   peers.push(pc);
   pc.addTransceiver('video', { direction: 'recvonly' });
   await pc.setLocalDescription(await pc.createOffer());
-  const res = await fetch(url!, { method: 'POST', body: pc.localDescription!.sdp, headers: { 'content-type': 'application/sdp' } });
+  const res = await fetch(url!, { method: 'POST', body: pc.localDescription!.sdp, headers: { 'content-type': 'application/sdp', ...headers } });
   if (res.status !== 201) throw new Error(`WHEP answered ${res.status}: ${await res.text()}`);
   sessions.push(new URL(res.headers.get('location')!, url).toString());
   const answer = await res.text();
@@ -70,7 +72,7 @@ async function main(): Promise<void> {
 }
 
 async function stop(): Promise<void> {
-  await Promise.all(sessions.map((s) => fetch(s, { method: 'DELETE' }).catch(() => {})));
+  await Promise.all(sessions.map((s) => fetch(s, { method: 'DELETE', headers }).catch(() => {})));
   await Promise.all(peers.map((p) => p.close().catch(() => {})));
   process.exit(0);
 }

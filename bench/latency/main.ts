@@ -70,6 +70,8 @@ async function stopProcess(p: ChildProcess | undefined): Promise<void> {
 interface System {
   name: string;
   pid: number;
+  /** Headers the viewers send (a Bearer token for the real server). */
+  headers: Record<string, string>;
   /** A same-origin page to run the measurement in. */
   pageUrl: string;
   whepUrl: string;
@@ -85,9 +87,15 @@ async function startCctv(dir: string, name: string, playoutDelayMaxMs: number): 
   const p = await startProcess(process.execPath, [join(ROOT, 'signaling', 'dist', 'cli.js')], {
     CCTV_CONFIG: cfg, CCTV_PORT: String(port), CCTV_HOST: '127.0.0.1', CCTV_DATA_DIR: join(dir, `${name}-data`), CCTV_LOG_LEVEL: 'warn', CCTV_LOG_FORMAT: 'json',
     CCTV_SFU__ICE__LOOPBACK: 'true', CCTV_SFU__ICE__HOST_ADDRESSES: '127.0.0.1', CCTV_SFU__PLAYOUT_DELAY__MAX_MS: String(playoutDelayMaxMs),
+    CCTV_HTTP__TLS__MODE: 'off', CCTV_ADMIN_PASSWORD: 'bench-password-1',
+    // Many viewers from one address and one token in a few seconds.
+    CCTV_SECURITY__LIMITS__WHEP_PER_PRINCIPAL: '[{"max":100000,"windowS":60}]',
   }, /Dashboard: http/);
   const base = `http://127.0.0.1:${port}`;
-  return { name, pid: p.pid!, pageUrl: `${base}/api/health`, whepUrl: `${base}/api/cameras/bench/whep`, rtpPort, stop: () => stopProcess(p) };
+  // A token, as a script or a WHEP player gets one.
+  const res = await fetch(`${base}/api/auth/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: 'bench-password-1' }) });
+  const { token } = (await res.json()) as { token: string };
+  return { name, pid: p.pid!, headers: { authorization: `Bearer ${token}` }, pageUrl: `${base}/api/health`, whepUrl: `${base}/api/cameras/bench/whep`, rtpPort, stop: () => stopProcess(p) };
 }
 
 async function startBaseline(): Promise<System> {
@@ -95,7 +103,7 @@ async function startBaseline(): Promise<System> {
   const rtpPort = await freePort();
   const p = await startProcess(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'latency', 'baseline.ts'), String(port), String(rtpPort)], {}, /READY/);
   const base = `http://127.0.0.1:${port}`;
-  return { name: 'werift-baseline', pid: p.pid!, pageUrl: `${base}/`, whepUrl: `${base}/whep`, rtpPort, stop: () => stopProcess(p) };
+  return { name: 'werift-baseline', pid: p.pid!, headers: {}, pageUrl: `${base}/`, whepUrl: `${base}/whep`, rtpPort, stop: () => stopProcess(p) };
 }
 
 interface Run {
@@ -111,13 +119,13 @@ interface Run {
 }
 
 async function measure(browser: Browser, sys: System, viewers: number): Promise<Run> {
-  const load = viewers > 1 ? await startProcess(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'latency', 'load.ts'), sys.whepUrl, String(viewers - 1)], {}, /READY/) : undefined;
+  const load = viewers > 1 ? await startProcess(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'latency', 'load.ts'), sys.whepUrl, String(viewers - 1)], { BENCH_WHEP_HEADERS: JSON.stringify(sys.headers) }, /READY/) : undefined;
   try {
     const page = await browser.newPage();
     await page.goto(sys.pageUrl);
     const cpu0 = cpuMs(sys.pid);
     const t0 = Date.now();
-    const r = (await page.evaluate(`(${MEASURE_SOURCE.replace(/^\/\/.*\n/gm, '')})(${JSON.stringify({ whepUrl: sys.whepUrl, seconds: SECONDS, warmupS: WARMUP_S })})`)) as PageResult;
+    const r = (await page.evaluate(`(${MEASURE_SOURCE.replace(/^\/\/.*\n/gm, '')})(${JSON.stringify({ whepUrl: sys.whepUrl, headers: sys.headers, seconds: SECONDS, warmupS: WARMUP_S })})`)) as PageResult;
     // The load's share is inside the window too: CPU is read over the whole evaluate (warm-up included).
     const cpuPct = ((cpuMs(sys.pid) - cpu0) / (Date.now() - t0)) * 100;
     await page.close();

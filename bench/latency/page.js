@@ -25,7 +25,7 @@ async function measureInPage(args) {
   let t0 = performance.now();
   await pc.setLocalDescription(await pc.createOffer());
   t0 = performance.now();
-  const res = await fetch(args.whepUrl, { method: 'POST', body: pc.localDescription.sdp, headers: { 'content-type': 'application/sdp' } });
+  const res = await fetch(args.whepUrl, { method: 'POST', body: pc.localDescription.sdp, headers: { 'content-type': 'application/sdp', ...args.headers } });
   if (res.status !== 201) {
     out.error = `WHEP ${res.status}: ${await res.text()}`;
     return out;
@@ -72,7 +72,7 @@ async function measureInPage(args) {
       };
     }
   });
-  await fetch(location, { method: 'DELETE' }).catch(() => {});
+  await fetch(location, { method: 'DELETE', headers: args.headers }).catch(() => {});
   pc.close();
   video.remove();
   return out;
