@@ -1,5 +1,6 @@
 import { useId, useState, type FormEvent, type ReactNode } from 'react';
 import { api, ApiError, SOURCE_KINDS, type Camera, type CameraInput, type ServerMessage, type SourceKind } from './api';
+import { messageOf } from './ui';
 
 const KIND_LABEL: Record<SourceKind, string> = {
   test: 'Test pattern',
@@ -7,10 +8,6 @@ const KIND_LABEL: Record<SourceKind, string> = {
   rpicam: 'Raspberry Pi camera',
   rtp: 'RTP over UDP',
 };
-
-function messageOf(error: unknown): string {
-  return error instanceof ApiError ? error.message : `cannot reach the server: ${(error as Error).message}`;
-}
 
 // Empty inputs are left out, so the server applies its own defaults.
 function text(form: FormData, name: string): string | undefined {
@@ -179,7 +176,7 @@ function AddCameraForm({ apply }: { apply: (change: ServerMessage) => void }) {
         </button>
         {error && (
           <p id={errorId} className="error-text" role="alert" data-testid="add-camera-error">
-            {typeof error === 'string' ? error : error.message}
+            {typeof error === 'string' ? error : messageOf(error)}
           </p>
         )}
       </div>

@@ -61,6 +61,146 @@ export type ServerMessage =
   | { type: 'camera-removed'; id: string }
   | { type: 'status'; status: CameraStatus };
 
+/** Every permission a user or token can hold, as the server names them. */
+export const PERMISSIONS = [
+  'cameras:read', 'cameras:manage', 'camera:live', 'camera:archive', 'camera:export', 'camera:control',
+  'users:manage', 'audit:read', 'settings:manage', 'metrics:read',
+] as const;
+export type Permission = (typeof PERMISSIONS)[number];
+
+/** Permissions that hold per camera; the rest hold site-wide. */
+export const CAMERA_PERMISSIONS = ['camera:live', 'camera:archive', 'camera:export', 'camera:control'] as const;
+export type CameraPermission = (typeof CAMERA_PERMISSIONS)[number];
+
+export const ROLES = ['admin', 'operator', 'viewer'] as const;
+export type Role = (typeof ROLES)[number];
+
+/** null: every camera with the role's permissions; otherwise the camera permissions per camera id. */
+export type CameraGrants = Record<string, CameraPermission[]> | null;
+
+export interface User {
+  id: string;
+  username: string;
+  role: Role;
+  cameras: CameraGrants;
+  disabled: boolean;
+  totpEnabled: boolean;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** What a session still owes after the password: a 2FA code (`verify`) or a 2FA set-up (`enroll`). */
+export type Pending = 'verify' | 'enroll' | null;
+
+/** GET /api/auth/me. */
+export interface Me {
+  user: User;
+  kind: 'user' | 'token';
+  pending: Pending;
+  /** What this session may do (camera permissions on the cameras in `cameras`). */
+  permissions: Permission[];
+  /** null: every camera; otherwise the camera permissions held per camera. */
+  cameras: Record<string, CameraPermission[]> | null;
+  /** Whether the site requires 2FA of this user's role (then 2FA cannot be turned off). */
+  require2fa: boolean;
+}
+
+export interface SessionInfo {
+  id: string;
+  createdAt: string;
+  expiresAt: string;
+  lastSeenAt: string;
+  twoFactorVerified: boolean;
+  ip: string | null;
+  userAgent: string | null;
+  /** The session of this browser. */
+  current: boolean;
+}
+
+export interface TokenInfo {
+  id: string;
+  name: string;
+  /** `api` (made by a user) or `short` (POST /api/auth/token). */
+  kind: string;
+  /** The first characters of the token, to recognise it. */
+  prefix: string;
+  /** null: all of the user's. */
+  permissions: Permission[] | null;
+  /** null: every camera the user may use. */
+  cameras: string[] | null;
+  createdAt: string;
+  expiresAt: string | null;
+  lastUsedAt: string | null;
+  revokedAt: string | null;
+}
+
+export interface NewToken {
+  name: string;
+  permissions?: Permission[];
+  cameras?: string[];
+  expiresInDays?: number;
+}
+
+export interface TotpSetup {
+  /** The key in base32, for typing into an app by hand. */
+  secret: string;
+  /** otpauth:// URI, what the QR code holds. */
+  uri: string;
+  /** The QR code as an SVG document. */
+  qrSvg: string;
+}
+
+export interface SecuritySettings {
+  require2fa: { all: boolean; roles: Role[] };
+}
+
+export interface AuditEntry {
+  seq: number;
+  at: string;
+  actor: string;
+  actorKind: 'user' | 'token' | 'system' | 'anonymous';
+  action: string;
+  target: string | null;
+  cameraId: string | null;
+  ip: string | null;
+  details: Record<string, unknown>;
+  prevHash: string;
+  hash: string;
+}
+
+export interface AuditQuery {
+  actor?: string;
+  /** An action (`auth.sign_in`) or an area (`auth.*`). */
+  action?: string;
+  camera?: string;
+  /** ISO 8601 with an offset. */
+  from?: string;
+  to?: string;
+  /** Entries older than this sequence number. */
+  before?: number;
+  limit?: number;
+}
+
+export interface AuditPage {
+  /** Newest first. */
+  entries: AuditEntry[];
+  /** `before` for the next page; null when nothing was returned. */
+  next: number | null;
+}
+
+export interface ChainBreak {
+  seq: number;
+  kind: 'altered' | 'missing' | 'inserted' | 'reordered';
+  message: string;
+}
+
+export interface ChainCheck {
+  ok: boolean;
+  /** Entries checked. */
+  entries: number;
+  breaks: ChainBreak[];
+}
+
 /** A refusal of the API, with its stable code and the server's message. */
 export class ApiError extends Error {
   override name = 'ApiError';
@@ -68,41 +208,131 @@ export class ApiError extends Error {
   readonly code: string;
   /** The request field at fault (e.g. `source.url`), when the server names one. */
   readonly field: string | undefined;
-  constructor(status: number, code: string, message: string, field?: string) {
+  /** Seconds to wait before trying again (Retry-After), when the server says. */
+  readonly retryAfterS: number | undefined;
+  constructor(status: number, code: string, message: string, field?: string, retryAfterS?: number) {
     super(message);
     this.status = status;
     this.code = code;
     this.field = field;
+    this.retryAfterS = retryAfterS;
   }
 }
 
 /** Reads the `{ error: { code, message, field? } }` body of a refusal; anything else becomes a generic error. */
 export async function readApiError(res: Response): Promise<ApiError> {
+  const retryAfterS = retryAfterSeconds(res.headers.get('Retry-After'));
   try {
     const body = (await res.json()) as { error?: { code?: string; message?: string; field?: string } };
-    if (body.error?.message) return new ApiError(res.status, body.error.code ?? 'UNKNOWN', body.error.message, body.error.field);
+    if (body.error?.message) return new ApiError(res.status, body.error.code ?? 'UNKNOWN', body.error.message, body.error.field, retryAfterS);
   } catch {
     // Not JSON (a proxy's error page, say): fall through to the status line.
   }
-  return new ApiError(res.status, 'UNKNOWN', `HTTP ${res.status} ${res.statusText}`.trim());
+  return new ApiError(res.status, 'UNKNOWN', `HTTP ${res.status} ${res.statusText}`.trim(), undefined, retryAfterS);
 }
 
+/** Retry-After in whole seconds: delay-seconds or an HTTP date (RFC 9110 §10.2.3); undefined when absent or unreadable. */
+export function retryAfterSeconds(header: string | null): number | undefined {
+  if (!header) return undefined;
+  const seconds = Number(header);
+  if (Number.isFinite(seconds)) return Math.max(0, Math.ceil(seconds));
+  const date = Date.parse(header);
+  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - Date.now()) / 1000));
+}
+
+/**
+ * Refusals that mean the page cannot go on as it is: the user must sign in (again) or finish signing
+ * in. Whoever meets one reports it, and the app moves to the page that fixes it.
+ */
+export const AuthRefusal = {
+  Unauthenticated: 'UNAUTHENTICATED',
+  SecondFactorPending: 'SECOND_FACTOR_PENDING',
+  EnrollmentRequired: 'ENROLLMENT_REQUIRED',
+} as const;
+export type AuthRefusal = (typeof AuthRefusal)[keyof typeof AuthRefusal];
+
+const AUTH_REFUSALS: readonly string[] = Object.values(AuthRefusal);
+const authListeners = new Set<(code: AuthRefusal) => void>();
+
+/** Calls `listener` at every refusal that needs a sign-in step; returns the unsubscribe function. */
+export function onAuthRefusal(listener: (code: AuthRefusal) => void): () => void {
+  authListeners.add(listener);
+  return () => authListeners.delete(listener);
+}
+
+/** Tells the listeners when `error` is a refusal that needs a sign-in step. */
+export function reportRefusal(error: ApiError): void {
+  if (!AUTH_REFUSALS.includes(error.code)) return;
+  for (const listener of authListeners) listener(error.code as AuthRefusal);
+}
+
+// The session cookie goes with every call (same-origin credentials, fetch's default), and fetch adds the
+// Origin header to writes by itself, which is what the server's CSRF check looks at.
 async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
   const res = await fetch(path, {
     method,
     headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
     body: body === undefined ? null : JSON.stringify(body),
+    credentials: 'same-origin',
   });
-  if (!res.ok) throw await readApiError(res);
+  if (!res.ok) {
+    const error = await readApiError(res);
+    reportRefusal(error);
+    throw error;
+  }
   return (res.status === 204 ? undefined : await res.json()) as T;
 }
+
+/** `?a=1&b=2` from the defined, non-empty values; '' when there are none. */
+function query(params: Record<string, string | number | undefined>): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== '') q.set(k, String(v));
+  const s = q.toString();
+  return s ? `?${s}` : '';
+}
+
+const seg = encodeURIComponent;
 
 export const api = {
   listCameras: () => request<Camera[]>('GET', '/api/cameras'),
   addCamera: (input: CameraInput) => request<Camera>('POST', '/api/cameras', input),
   updateCamera: (id: string, patch: Partial<Omit<CameraInput, 'id'>>) =>
-    request<Camera>('PATCH', `/api/cameras/${encodeURIComponent(id)}`, patch),
-  removeCamera: (id: string) => request<void>('DELETE', `/api/cameras/${encodeURIComponent(id)}`),
+    request<Camera>('PATCH', `/api/cameras/${seg(id)}`, patch),
+  removeCamera: (id: string) => request<void>('DELETE', `/api/cameras/${seg(id)}`),
+
+  signIn: (username: string, password: string) => request<{ user: User; pending: Pending }>('POST', '/api/auth/login', { username, password }),
+  verifySecondFactor: (proof: { code: string } | { recoveryCode: string }) => request<void>('POST', '/api/auth/2fa/verify', proof),
+  signOut: () => request<void>('POST', '/api/auth/logout'),
+  signOutEverywhere: () => request<void>('POST', '/api/auth/logout-all'),
+  me: () => request<Me>('GET', '/api/auth/me'),
+  changePassword: (current: string, password: string) => request<void>('POST', '/api/auth/password', { current, password }),
+
+  beginTotp: () => request<TotpSetup>('POST', '/api/auth/2fa/setup'),
+  enableTotp: (code: string) => request<{ recoveryCodes: string[] }>('POST', '/api/auth/2fa/enable', { code }),
+  disableTotp: (password: string) => request<void>('POST', '/api/auth/2fa/disable', { password }),
+  renewRecoveryCodes: (code: string) => request<{ recoveryCodes: string[] }>('POST', '/api/auth/2fa/recovery-codes', { code }),
+
+  mySessions: () => request<SessionInfo[]>('GET', '/api/auth/sessions'),
+  endMySession: (id: string) => request<void>('DELETE', `/api/auth/sessions/${seg(id)}`),
+  myTokens: () => request<TokenInfo[]>('GET', '/api/tokens'),
+  createToken: (input: NewToken) => request<TokenInfo & { token: string }>('POST', '/api/tokens', input),
+  revokeMyToken: (id: string) => request<void>('DELETE', `/api/tokens/${seg(id)}`),
+
+  listUsers: () => request<User[]>('GET', '/api/users'),
+  addUser: (input: { username: string; password: string; role: Role; cameras?: CameraGrants }) => request<User>('POST', '/api/users', input),
+  updateUser: (id: string, patch: { role?: Role; disabled?: boolean; cameras?: CameraGrants; password?: string }) =>
+    request<User>('PATCH', `/api/users/${seg(id)}`, patch),
+  removeUser: (id: string) => request<void>('DELETE', `/api/users/${seg(id)}`),
+  userSessions: (id: string) => request<SessionInfo[]>('GET', `/api/users/${seg(id)}/sessions`),
+  endUserSessions: (id: string) => request<void>('DELETE', `/api/users/${seg(id)}/sessions`),
+  userTokens: (id: string) => request<TokenInfo[]>('GET', `/api/users/${seg(id)}/tokens`),
+  revokeUserToken: (id: string, tokenId: string) => request<void>('DELETE', `/api/users/${seg(id)}/tokens/${seg(tokenId)}`),
+
+  security: () => request<SecuritySettings>('GET', '/api/security'),
+  setSecurity: (s: SecuritySettings) => request<SecuritySettings>('PUT', '/api/security', s),
+
+  audit: (q: AuditQuery) => request<AuditPage>('GET', `/api/audit${query({ ...q })}`),
+  verifyAudit: () => request<ChainCheck>('GET', '/api/audit/verify'),
 } as const;
 
 /** The WHEP endpoint of a camera. */

@@ -8,13 +8,20 @@ export interface EventHandlers {
   onMessage: (msg: ServerMessage) => void;
   /** Called with true once the socket is open and false when it drops. */
   onConnection: (open: boolean) => void;
+  /**
+   * Asked after every close, before a new attempt; false ends the subscription. The browser hides why an
+   * upgrade was refused (a 401 and a dead server look the same), so the caller checks the session.
+   * Default: always reconnect.
+   */
+  shouldReconnect?: () => Promise<boolean>;
 }
 
 /**
- * Listens to /api/ws and reconnects with backoff until the returned function is called. The backoff
- * resets when the server's snapshot arrives, i.e. when the server is really serving.
+ * Listens to /api/ws and reconnects with backoff until the returned function is called or
+ * `shouldReconnect` says no. The backoff resets when the server's snapshot arrives, i.e. when the server
+ * is really serving.
  */
-export function subscribeEvents({ onMessage, onConnection }: EventHandlers): () => void {
+export function subscribeEvents({ onMessage, onConnection, shouldReconnect }: EventHandlers): () => void {
   const url = new URL('/api/ws', location.href);
   url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
   let ws: WebSocket | null = null;
@@ -39,8 +46,20 @@ export function subscribeEvents({ onMessage, onConnection }: EventHandlers): () 
     socket.onclose = () => {
       if (closed || ws !== socket) return;
       onConnection(false);
-      timer = setTimeout(open, backoffMs);
+      const delay = backoffMs;
       backoffMs = Math.min(backoffMs * 2, BACKOFF_MAX_MS);
+      timer = setTimeout(() => {
+        if (!shouldReconnect) return open();
+        shouldReconnect().then(
+          (again) => {
+            if (again && !closed) open();
+          },
+          // The check itself failed: the server may come back, so keep trying.
+          () => {
+            if (!closed) open();
+          },
+        );
+      }, delay);
     };
   };
   open();

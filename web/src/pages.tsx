@@ -3,8 +3,8 @@ import { CameraAdmin } from './CameraAdmin';
 import { CameraPlayer } from './CameraPlayer';
 import { Link } from './router';
 
-/** Route `/`: every camera live, and the admin panel. */
-export function GridPage({ cameras, apply }: { cameras: Camera[] | null; apply: (change: ServerMessage) => void }) {
+/** Route `/`: every camera live, and the admin panel for those who may manage cameras. */
+export function GridPage({ cameras, apply, canManage }: { cameras: Camera[] | null; apply: (change: ServerMessage) => void; canManage: boolean }) {
   return (
     <>
       <section aria-labelledby="live-heading">
@@ -12,7 +12,7 @@ export function GridPage({ cameras, apply }: { cameras: Camera[] | null; apply: 
         {cameras === null ? (
           <p className="muted">Loading cameras…</p>
         ) : cameras.length === 0 ? (
-          <p className="muted">No cameras yet. Add one below.</p>
+          <p className="muted">{canManage ? 'No cameras yet. Add one below.' : 'There are no cameras you may watch.'}</p>
         ) : (
           <ul className="grid">
             {cameras.map((c) => (
@@ -25,7 +25,7 @@ export function GridPage({ cameras, apply }: { cameras: Camera[] | null; apply: 
           </ul>
         )}
       </section>
-      <CameraAdmin cameras={cameras ?? []} apply={apply} />
+      {canManage && <CameraAdmin cameras={cameras ?? []} apply={apply} />}
     </>
   );
 }

@@ -1,6 +1,6 @@
 import { useSyncExternalStore, type AnchorHTMLAttributes, type MouseEvent } from 'react';
 
-// A router of two routes does not need a library: the path is the state, history is the store.
+// A router of a handful of routes does not need a library: the path is the state, history is the store.
 
 function subscribe(onChange: () => void): () => void {
   window.addEventListener('popstate', onChange);
@@ -12,8 +12,15 @@ export function usePath(): string {
   return useSyncExternalStore(subscribe, () => location.pathname);
 }
 
-export function navigate(to: string): void {
-  history.pushState(null, '', to);
+/** The current location.search (`?next=…`); re-renders on navigation. */
+export function useSearch(): string {
+  return useSyncExternalStore(subscribe, () => location.search);
+}
+
+/** Goes to `to` (a path, with a query if need be); `replace` for redirects, which Back should skip. */
+export function navigate(to: string, { replace = false }: { replace?: boolean } = {}): void {
+  if (replace) history.replaceState(null, '', to);
+  else history.pushState(null, '', to);
   window.dispatchEvent(new PopStateEvent('popstate'));
   window.scrollTo(0, 0);
 }

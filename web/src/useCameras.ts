@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useMemo, useReducer, useState } from 'react';
 import { api, type Camera, type ServerMessage } from './api';
+import { sessionStillValid } from './auth';
 import { subscribeEvents } from './events';
 
 interface CamerasState {
@@ -47,23 +48,28 @@ export interface CamerasView {
   apply: (change: ServerMessage) => void;
 }
 
-/** The cameras and their live status: GET /api/cameras at once, then the event socket. */
-export function useCameras(): CamerasView {
+/**
+ * The cameras and their live status: GET /api/cameras at once, then the event socket, while `enabled`
+ * (signed in, with cameras:read). The socket is reconnected only while the session holds.
+ */
+export function useCameras(enabled: boolean): CamerasView {
   const [state, dispatch] = useReducer(reduce, { byId: null, fromSocket: false });
   const [connected, setConnected] = useState(false);
 
   useEffect(() => {
+    if (!enabled) return;
     let active = true;
     api.listCameras().then(
       (cameras) => active && dispatch({ type: 'list', cameras }),
       () => {}, // the socket will bring them
     );
-    const unsubscribe = subscribeEvents({ onMessage: dispatch, onConnection: setConnected });
+    const unsubscribe = subscribeEvents({ onMessage: dispatch, onConnection: setConnected, shouldReconnect: sessionStillValid });
     return () => {
       active = false;
       unsubscribe();
+      setConnected(false);
     };
-  }, []);
+  }, [enabled]);
 
   const cameras = useMemo(
     () => (state.byId ? [...state.byId.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)) : null),

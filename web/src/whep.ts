@@ -1,11 +1,12 @@
-import { readApiError } from './api';
+import { readApiError, reportRefusal } from './api';
 
 /**
  * A WHEP viewer (RFC 9725) on the browser's own RTCPeerConnection, that keeps itself connected.
  *
  * It reconnects, forever, when the connection fails, stays disconnected, stops rendering frames, or the
  * offer is refused for a passing reason; it always closes the old peer connection and deletes its session
- * first, so the server never holds a viewer nobody watches.
+ * first, so the server never holds a viewer nobody watches. It gives up only when the server says the
+ * viewer may not watch (401: signed out; 403: not allowed), since retrying cannot change that.
  */
 
 export const PlayerState = {
@@ -15,7 +16,10 @@ export const PlayerState = {
   Live: 'live',
   /** Lost the stream or the offer failed for a passing reason; a new attempt is scheduled. */
   Reconnecting: 'reconnecting',
-  /** The server refused the offer (e.g. 404, 406); retried slowly. `error` says why. */
+  /**
+   * The server refused the offer: retried slowly after 404 or 406, not at all after 401 (signed out) or
+   * 403 (not allowed). `error` says why.
+   */
   Error: 'error',
   /** Not started, or stopped. */
   Stopped: 'stopped',
@@ -76,6 +80,8 @@ export class WhepPlayer {
   /** Absolute URL of the current WHEP session (the POST's Location). */
   #session: string | null = null;
   #backoffMs = BACKOFF_MIN_MS;
+  /** Refused for good (401, 403): no more attempts until stop() and start(). */
+  #halted = false;
 
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
   #disconnectTimer: ReturnType<typeof setTimeout> | undefined;
@@ -111,6 +117,7 @@ export class WhepPlayer {
   start(): void {
     if (this.#running) return;
     this.#running = true;
+    this.#halted = false;
     window.addEventListener('pagehide', this.#onPageHide);
     this.#tickTimer = setInterval(() => void this.#tick(), TICK_MS);
     this.#setState(PlayerState.Connecting, null);
@@ -204,9 +211,14 @@ export class WhepPlayer {
 
     const refusal = await readApiError(res);
     if (gen !== this.#generation) return;
-    if (res.status >= 500 || res.status === 429) {
+    if (res.status === 401 || res.status === 403) {
+      // Signed out, a sign-in step owed, or not allowed: the app is told (and sends the user to sign in);
+      // asking again with the same cookie would only be refused again.
+      reportRefusal(refusal);
+      this.#halt(res.status === 401 ? 'signed out: sign in again to watch' : refusal.message);
+    } else if (res.status >= 500 || res.status === 429) {
       // Passing: offline camera, too many viewers, overload. Retry-After is the least wait (RFC 9110 §10.2.3).
-      this.#retry(refusal.message, retryAfterMs(res.headers.get('Retry-After')));
+      this.#retry(refusal.message, (refusal.retryAfterS ?? 0) * 1000);
     } else {
       // The camera is gone or cannot be watched in this browser: waiting a little will not fix it.
       this.#retry(refusal.message, REFUSED_RETRY_MS, PlayerState.Error);
@@ -224,6 +236,13 @@ export class WhepPlayer {
     }
     this.#setState(state, reason);
     this.#retryTimer = setTimeout(() => void this.#connect(), delay);
+  }
+
+  /** Ends the current attempt and schedules none. */
+  #halt(reason: string): void {
+    this.#teardown();
+    this.#halted = true;
+    this.#setState(PlayerState.Error, reason);
   }
 
   /** Closes the peer connection and deletes its session; the video keeps its last frame until the next one. */
@@ -313,7 +332,7 @@ export class WhepPlayer {
   // cache has its timers frozen, so the retry scheduled here runs when it is shown again.
   readonly #onPageHide = (ev: PageTransitionEvent): void => {
     this.#teardown();
-    if (ev.persisted) this.#retryTimer = setTimeout(() => void this.#connect(), 0);
+    if (ev.persisted && !this.#halted) this.#retryTimer = setTimeout(() => void this.#connect(), 0);
   };
 
   #setState(state: PlayerState, error: string | null): void {
@@ -334,13 +353,4 @@ function askForLowLatency(receiver: RTCRtpReceiver): void {
   if ('jitterBufferTarget' in receiver) receiver.jitterBufferTarget = 0;
   // Chrome before 124 has only the non-standard hint.
   else (receiver as RTCRtpReceiver & { playoutDelayHint?: number }).playoutDelayHint = 0;
-}
-
-/** Retry-After in ms: delay-seconds or an HTTP date (RFC 9110 §10.2.3); 0 when absent or unreadable. */
-function retryAfterMs(header: string | null): number {
-  if (!header) return 0;
-  const seconds = Number(header);
-  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
-  const date = Date.parse(header);
-  return Number.isNaN(date) ? 0 : Math.max(0, date - Date.now());
 }
