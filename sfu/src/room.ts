@@ -59,6 +59,8 @@ export class Room extends TypedEmitter<RoomEvents> {
   #transcoder: Transcoder | null = null;
   #transcoderIdleTimer: NodeJS.Timeout | undefined;
   readonly #viewers = new Map<string, Viewer>();
+  // Ids of viewers that ended, so a DELETE arriving after the browser closed the connection succeeds.
+  readonly #ended = new Set<string>();
   // Viewers of the transcode, connected or not: the transcoder stops when the last one goes.
   readonly #transcodeViewers = new Set<Viewer>();
   #codecWaiters: Array<() => void> = [];
@@ -245,6 +247,9 @@ export class Room extends TypedEmitter<RoomEvents> {
     if (choice.transcode) this.#transcodeViewers.add(viewer);
     viewer.on('close', () => {
       this.#viewers.delete(viewer.id);
+      this.#ended.add(viewer.id);
+      // Remembered for the late DELETE only; the oldest are forgotten first.
+      if (this.#ended.size > 1000) this.#ended.delete(this.#ended.values().next().value!);
       for (const k of Object.keys(this.#departed) as Array<keyof Room['totals']>) this.#departed[k] += viewer.stats[k];
       this.safeEmit('viewers', this.#viewers.size);
       if (this.#transcodeViewers.delete(viewer) && this.#transcodeViewers.size === 0) this.#scheduleTranscoderStop();
@@ -257,10 +262,16 @@ export class Room extends TypedEmitter<RoomEvents> {
     return { viewer, sdp: answer, codec: choice.codec, transcoded: choice.transcode };
   }
 
-  /** Ends a viewer (WHEP DELETE). */
+  /**
+   * Ends a viewer (WHEP DELETE). A viewer that already ended by itself (the browser closed DTLS first)
+   * is not an error: the DELETE that follows a page close succeeds.
+   */
   async deleteViewer(id: string): Promise<void> {
     const v = this.#viewers.get(id);
-    if (!v) throw new NotFoundError(`viewer ${id} is not watching camera ${this.cameraId}`);
+    if (!v) {
+      if (this.#ended.has(id)) return;
+      throw new NotFoundError(`viewer ${id} is not watching camera ${this.cameraId}`);
+    }
     await v.close();
   }
 

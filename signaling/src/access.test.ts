@@ -110,6 +110,7 @@ const SAMPLES: Record<string, { url: string; body?: unknown; type?: string }> = 
   'GET /api/tokens': { url: '/api/tokens' },
   'POST /api/tokens': { url: '/api/tokens', body: { name: 'script {n}' } },
   'DELETE /api/tokens/:token': { url: '/api/tokens/nope' },
+  'GET /api/roles': { url: '/api/roles' },
   'GET /api/users': { url: '/api/users' },
   'POST /api/users': { url: '/api/users', body: { username: 'made{n}', password: 'made-password-1', role: 'viewer' } },
   'GET /api/users/:user': { url: '/api/users/{target}' },

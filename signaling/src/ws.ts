@@ -27,6 +27,8 @@ const STATUS_INTERVAL_MS = 1000;
 const MAX_BUFFERED = 1024 * 1024;
 // Pings keep idle connections open through proxies and find clients that vanished (no pong in time).
 const PING_INTERVAL_MS = 15_000;
+// How often an open socket's session or token is checked again (sign-out, revocation, a disabled user).
+const RECHECK_INTERVAL_MS = 5_000;
 
 const wsClients = gauge('cctv_ws_clients', 'Dashboards connected to the event WebSocket');
 
@@ -37,6 +39,9 @@ const wsClients = gauge('cctv_ws_clients', 'Dashboards connected to the event We
 export class EventHub {
   readonly #wss = new WebSocketServer({ noServer: true, maxPayload: 4096 });
   readonly #clients = new Map<WebSocket, Principal>();
+  // The credentials each socket was opened with, to check them again while it stays open.
+  readonly #credentials = new Map<WebSocket, { cookie?: string; authorization?: string }>();
+  readonly #rechecker: NodeJS.Timeout;
   readonly #timer: NodeJS.Timeout;
   readonly #pinger: NodeJS.Timeout;
   readonly #alive = new Set<WebSocket>();
@@ -54,13 +59,15 @@ export class EventHub {
       });
     };
     server.on('upgrade', this.#onUpgrade);
-    this.#wss.on('connection', (ws: WebSocket, p: Principal) => {
+    this.#wss.on('connection', (ws: WebSocket, p: Principal, req: IncomingMessage) => {
       this.#clients.set(ws, p);
+      this.#credentials.set(ws, { ...(req.headers.cookie ? { cookie: req.headers.cookie } : {}), ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}) });
       this.#alive.add(ws);
       wsClients.set(this.#clients.size);
       ws.on('pong', () => this.#alive.add(ws));
       ws.on('close', () => {
         this.#clients.delete(ws);
+        this.#credentials.delete(ws);
         this.#alive.delete(ws);
         wsClients.set(this.#clients.size);
       });
@@ -89,6 +96,19 @@ export class EventHub {
         for (const c of cams) this.#broadcast(c.config.id, { type: 'status', status: runtime.status(c.config.id) });
       }).catch(() => {});
     }, STATUS_INTERVAL_MS);
+    // A socket lives as long as its session or token: signed out, revoked or disabled, it is closed
+    // (4401); a changed role or grant changes what it is told.
+    this.#rechecker = setInterval(() => {
+      for (const [ws, creds] of this.#credentials) {
+        void auth
+          .resolve({ headers: creds } as IncomingMessage)
+          .then((p) => {
+            if (p.kind === 'anonymous' || p.pending || !can(p, Permission.CamerasRead)) ws.close(4401, 'signed out');
+            else if (this.#clients.has(ws)) this.#clients.set(ws, p);
+          })
+          .catch(() => ws.close(4401, 'signed out'));
+      }
+    }, RECHECK_INTERVAL_MS);
     this.#pinger = setInterval(() => {
       for (const ws of this.#clients.keys()) {
         // No pong since the last ping: the client is gone without closing.
@@ -114,7 +134,7 @@ export class EventHub {
     }
     if (p.pending) throw new ApiError(p.pending === 'verify' ? 'SECOND_FACTOR_PENDING' : 'ENROLLMENT_REQUIRED');
     if (!can(p, Permission.CamerasRead)) throw new ApiError('FORBIDDEN', 'this needs the permission cameras:read');
-    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#wss.emit('connection', ws, p));
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#wss.emit('connection', ws, p, req));
   }
 
   #broadcast(cameraId: string, msg: ServerMessage): void {
@@ -136,6 +156,7 @@ export class EventHub {
   async close(): Promise<void> {
     clearInterval(this.#timer);
     clearInterval(this.#pinger);
+    clearInterval(this.#rechecker);
     this.#server.off('upgrade', this.#onUpgrade);
     for (const ws of this.#clients.keys()) ws.terminate();
     await new Promise<void>((r) => this.#wss.close(() => r()));

@@ -5,8 +5,8 @@ import { parseWith } from '@cctv/core';
 import { ApiError } from '../errors.js';
 import type { Route } from '../app.js';
 import { AuditAction } from './audit.js';
-import { ALL_PERMISSIONS, Permission, type Principal } from './permissions.js';
-import { sessionCookie, type AuthService, type RequestMeta } from './service.js';
+import { ALL_PERMISSIONS, CAMERA_PERMISSIONS, Permission, ROLE_PERMISSIONS, type Principal } from './permissions.js';
+import { isSecureRequest, sessionCookie, type AuthService, type RequestMeta } from './service.js';
 import { PasswordSchema, type User } from './users.js';
 import type { Session } from './sessions.js';
 import type { ApiToken } from './tokens.js';
@@ -84,7 +84,7 @@ export function authRoutes(auth: AuthService, opts: { trustProxy: boolean; issue
       handler: async (req, res) => {
         const b = parseWith(SignInSchema, req.body);
         const r = await auth.signIn(b.username, b.password, meta(req));
-        res.setHeader('Set-Cookie', sessionCookie(r.token, r.session.expiresAt));
+        res.setHeader('Set-Cookie', sessionCookie(r.token, r.session.expiresAt, isSecureRequest(req, opts.trustProxy)));
         res.json({ user: userView(r.user), pending: r.pending });
       },
     },
@@ -105,7 +105,7 @@ export function authRoutes(auth: AuthService, opts: { trustProxy: boolean; issue
         const p = principal(res);
         if (p.sessionId) await auth.sessions.invalidate(p.sessionId);
         await audit(res, req, AuditAction.SignOut);
-        res.setHeader('Set-Cookie', sessionCookie(null));
+        res.setHeader('Set-Cookie', sessionCookie(null, undefined, isSecureRequest(req, opts.trustProxy)));
         res.status(204).end();
       },
     },
@@ -115,7 +115,7 @@ export function authRoutes(auth: AuthService, opts: { trustProxy: boolean; issue
       handler: async (req, res) => {
         const n = await auth.sessions.invalidateUser(principal(res).userId!);
         await audit(res, req, AuditAction.SignOutEverywhere, { details: { sessions: n } });
-        res.setHeader('Set-Cookie', sessionCookie(null));
+        res.setHeader('Set-Cookie', sessionCookie(null, undefined, isSecureRequest(req, opts.trustProxy)));
         res.status(204).end();
       },
     },
@@ -253,6 +253,13 @@ export function authRoutes(auth: AuthService, opts: { trustProxy: boolean; issue
       },
     },
     {
+      method: 'GET', path: '/api/roles', permission: 'authenticated',
+      summary: 'What each role may do, and which permissions apply per camera',
+      handler: (_req, res) => {
+        res.json({ roles: ROLE_PERMISSIONS, cameraPermissions: CAMERA_PERMISSIONS });
+      },
+    },
+    {
       method: 'GET', path: '/api/users', permission: Permission.UsersManage,
       summary: 'Every user, with role and 2FA state',
       handler: async (_req, res) => {
@@ -370,7 +377,9 @@ export function authRoutes(auth: AuthService, opts: { trustProxy: boolean; issue
           ...(q.before ? { before: q.before } : {}),
           ...(q.limit ? { limit: q.limit } : {}),
         });
-        res.json({ entries, next: entries.length > 0 ? entries[entries.length - 1]!.seq : null });
+        const limit = q.limit ?? 100;
+        // A full page may have more behind it; a short one is the last.
+        res.json({ entries, next: entries.length === limit ? entries[entries.length - 1]!.seq : null });
       },
     },
     {

@@ -156,7 +156,8 @@ export class AuthService {
   /** The second step of a sign-in: a TOTP code or a recovery code. */
   async verifySecondFactor(p: Principal, input: { code?: string | undefined; recoveryCode?: string | undefined }, meta: RequestMeta): Promise<void> {
     if (!p.userId || !p.sessionId) throw new ApiError('UNAUTHENTICATED');
-    await this.#checkAddress(meta);
+    // No per-address limit here: only a session that passed the password gets this far, and the
+    // account lockout counts wrong codes.
     const locked = await this.#lockout.lockedFor(p.username!);
     if (locked > 0) throw new ApiError('ACCOUNT_LOCKED', `too many failed attempts; try again in ${locked} s`, { retryAfterS: locked });
     let ok = false;
@@ -168,6 +169,7 @@ export class AuthService {
     if (!ok) {
       const lock = await this.#lockout.fail(p.username!);
       await this.audit.append({ actor: p.username!, actorKind: 'user', action: AuditAction.SecondFactorFailed, ip: meta.ip, details: { locked: lock > 0 } });
+      if (lock > 0) throw new ApiError('ACCOUNT_LOCKED', `too many wrong codes; try again in ${lock} s`, { retryAfterS: lock });
       throw new ApiError('BAD_CREDENTIALS', input.code ? 'the code is not right (or was already used)' : 'the recovery code is not right (or was already used)');
     }
     await this.#lockout.succeed(p.username!);
@@ -209,6 +211,7 @@ export class AuthService {
     if (!user || user.disabled) {
       const lock = await this.#lockout.fail(username);
       await this.audit.append({ actor: username.slice(0, 64), actorKind: 'anonymous', action: AuditAction.SignInFailed, ip: meta.ip, details: { locked: lock > 0, ...(user?.disabled ? { disabled: true } : {}) } });
+      if (lock > 0) throw new ApiError('ACCOUNT_LOCKED', `too many failed sign-ins for this account; try again in ${lock} s`, { retryAfterS: lock });
       throw new ApiError('BAD_CREDENTIALS', 'the username or password is not right');
     }
     await this.#lockout.succeed(username);
@@ -226,8 +229,20 @@ export function readCookie(header: string | undefined, name: string): string | n
   return null;
 }
 
-/** Set-Cookie for a session (HttpOnly, Secure, SameSite=Lax, Lucia's attributes), or to clear it. */
-export function sessionCookie(token: string | null, expiresAt?: Date): string {
-  const base = `${SESSION_COOKIE}=${token ?? ''}; Path=/; HttpOnly; Secure; SameSite=Lax`;
+/**
+ * Set-Cookie for a session (HttpOnly, SameSite=Lax, Lucia's attributes), or to clear it. `Secure` is set
+ * whenever the page is HTTPS (or localhost, which browsers treat as secure); on plain HTTP to another
+ * host a browser would drop a Secure cookie and nobody could sign in, so it goes without.
+ */
+export function sessionCookie(token: string | null, expiresAt: Date | undefined, secure: boolean): string {
+  const base = `${SESSION_COOKIE}=${token ?? ''}; Path=/; HttpOnly; SameSite=Lax${secure ? '; Secure' : ''}`;
   return token ? `${base}; Expires=${expiresAt!.toUTCString()}` : `${base}; Max-Age=0`;
+}
+
+/** Whether the browser sees this request as secure: TLS, a trusted proxy that says https, or localhost. */
+export function isSecureRequest(req: IncomingMessage & { secure?: boolean }, trustProxy: boolean): boolean {
+  if ((req.socket as { encrypted?: boolean }).encrypted) return true;
+  if (trustProxy && String(req.headers['x-forwarded-proto'] ?? '').split(',')[0]!.trim() === 'https') return true;
+  const host = String(req.headers.host ?? '').replace(/:\d+$/, '');
+  return host === 'localhost' || host === '127.0.0.1' || host === '[::1]';
 }

@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { hash as argon2Hash, verify as argon2Verify } from '@node-rs/argon2';
 import { createTOTPKeyURI, generateHOTP } from '@oslojs/otp';
 import { encodeBase32UpperCaseNoPadding } from '@oslojs/encoding';
-import { type Database, type Queryable } from '@cctv/core';
+import { ValidationError, type Database, type Queryable } from '@cctv/core';
 import { z } from 'zod';
 import { parseWith } from '@cctv/core';
-import { CAMERA_PERMISSIONS, ROLES, type Role } from './permissions.js';
+import { CAMERA_PERMISSIONS, ROLE_PERMISSIONS, ROLES, type Role } from './permissions.js';
 import { randomId, safeEqual, tokenId } from './crypto.js';
 
 /** A user as the service sees it (never the password hash or TOTP key outside this module). */
@@ -113,6 +113,7 @@ export class UserStore {
   /** Creates a user; null when the name is taken. */
   async create(input: unknown): Promise<User | null> {
     const u = parseWith(NewUserSchema, input);
+    checkGrants(u.role, u.cameras ?? null);
     const hash = await argon2Hash(u.password, ARGON2);
     const rows = await this.#db.query<Row>(
       `INSERT INTO users (id, username, password_hash, role, camera_grants) VALUES ($1, $2, $3, $4, $5)
@@ -127,11 +128,18 @@ export class UserStore {
     const c = parseWith(UserChangeSchema, input);
     const cur = await this.get(id);
     if (!cur) return null;
+    const role = c.role ?? cur.role;
+    let grants = c.cameras === undefined ? cur.cameraGrants : c.cameras;
+    // A new role without new grants: keep what of the old grants the new role can hold.
+    if (c.cameras === undefined && role !== cur.role && grants) {
+      grants = role === 'admin' ? null : Object.fromEntries(Object.entries(grants).map(([cam, ps]) => [cam, ps.filter((p) => ROLE_PERMISSIONS[role].includes(p as never))]));
+    }
+    checkGrants(role, grants);
     const hash = c.password ? await argon2Hash(c.password, ARGON2) : null;
     const [r] = await this.#db.query<Row>(
       `UPDATE users SET role = $2, disabled = $3, camera_grants = $4, password_hash = coalesce($5, password_hash), updated_at = now()
        WHERE id = $1 RETURNING *`,
-      [id, c.role ?? cur.role, c.disabled ?? cur.disabled, c.cameras === undefined ? cur.cameraGrants : c.cameras, hash],
+      [id, role, c.disabled ?? cur.disabled, grants, hash],
     );
     return r ? toUser(r) : null;
   }
@@ -223,6 +231,19 @@ export class UserStore {
       await tx.query('INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)', [id, tokenId(raw)]);
     }
     return codes;
+  }
+}
+
+/**
+ * Camera grants narrow a role; they cannot widen it. An admin sees every camera (no grants), and a grant
+ * must not hold a permission the role does not have (it would be stored and never apply).
+ */
+function checkGrants(role: Role, grants: Record<string, string[]> | null): void {
+  if (grants === null) return;
+  if (role === 'admin') throw new ValidationError('cameras', 'must be null for an admin, who may use every camera');
+  for (const [camera, perms] of Object.entries(grants)) {
+    const beyond = perms.filter((p) => !ROLE_PERMISSIONS[role].includes(p as never));
+    if (beyond.length) throw new ValidationError(`cameras.${camera}`, `holds ${beyond.join(', ')}, which a ${role} cannot have`);
   }
 }
 
