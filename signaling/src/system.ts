@@ -47,7 +47,7 @@ export interface StartOptions {
   config: Readonly<Config>;
   /** Dashboard folder; default the built web/ next to this package. */
   webDir?: string | null;
-  /** Create the demo camera on a first start with no cameras (default true). */
+  /** Create the demo camera on a first start with no cameras (default: config.demoCamera). */
   demoCamera?: boolean;
   /** Password of the first admin; default CCTV_ADMIN_PASSWORD, else one is generated. */
   adminPassword?: string;
@@ -87,7 +87,7 @@ export async function startSystem(opts: StartOptions): Promise<System> {
 
     const store = new CameraStore(db);
     for (const cam of config.cameras) await store.upsert(cam);
-    if (opts.demoCamera !== false && config.cameras.length === 0 && !(await store.setting<boolean>('demo_camera_created'))) {
+    if ((opts.demoCamera ?? config.demoCamera) && config.cameras.length === 0 && !(await store.setting<boolean>('demo_camera_created'))) {
       if ((await store.list()).length === 0) await store.create(DEMO_CAMERA);
       await store.setSetting('demo_camera_created', true);
     }

@@ -238,6 +238,8 @@ export const ConfigSchema = z.strictObject({
       shortTokenTtlS: z.number().int().min(60).max(86_400 * 30).default(3600),
     })
     .prefault({}),
+  /** On a first start with no cameras, add the synthetic test camera `demo`; default true. */
+  demoCamera: z.boolean().default(true),
   /** Cameras declared in the file; they are created (or updated) at start. */
   cameras: z.array(CameraSchema).default([]),
 });
