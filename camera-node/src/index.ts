@@ -16,3 +16,5 @@ export async function createCameraNode(opts: { settings: Config['cameraNode']; d
   await node.initialize();
   return node;
 }
+export { startCameraNodeRole } from './role.js';
+export type { CameraNodeRole, CameraNodeRoleOptions } from './role.js';

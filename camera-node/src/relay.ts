@@ -4,6 +4,9 @@ import {
   type IngestAddress, type VideoCodec,
 } from '@cctv/core';
 
+/** The most kept of the current GOP for a new target (a longer GOP is replayed from its start, cut short). */
+const GOP_CACHE_BYTES = 2 * 1024 * 1024;
+
 /** Counters of one relay. Rates are computed by the owner from these. */
 export interface RelayCounters {
   packets: number;
@@ -42,6 +45,10 @@ export class RtpRelay {
   #codec: VideoCodec | null;
   #closed = false;
   #frameIsKey = false;
+  #lastMarker = true;
+  /** The packets since the last keyframe began (as forwarded), replayed to a new target. */
+  #gop: Buffer[] = [];
+  #gopBytes = 0;
   /** Counters since the relay started. */
   readonly counters: RelayCounters = { packets: 0, bytes: 0, frames: 0, keyframes: 0, junk: 0, lastPacketAt: null };
 
@@ -89,10 +96,16 @@ export class RtpRelay {
     this.#codec = codec;
   }
 
-  /** Where packets go; null holds them (dropped, not counted as junk). */
+  /**
+   * Where packets go; null holds them (dropped, not counted as junk). A new target first gets the packets
+   * since the last keyframe, so an SFU that takes the camera over (its old one died) can show a picture
+   * at once instead of waiting for the next keyframe, which a camera cannot always be asked for.
+   */
   setTarget(target: IngestAddress | null): void {
     if (this.#closed) throw new InvalidStateError('relay is closed');
+    const moved = target && (!this.#target || this.#target.host !== target.host || this.#target.port !== target.port);
     this.#target = target;
+    if (moved) for (const p of this.#gop) this.#socket.send(p, target.port, target.host);
   }
 
   get target(): IngestAddress | null {
@@ -134,7 +147,15 @@ export class RtpRelay {
     c.packets++;
     c.bytes += buf.length;
     c.lastPacketAt = Date.now();
-    if (isKeyframeStart(codec, buf, h.payloadOffset, h.payloadEnd)) this.#frameIsKey = true;
+    if (isKeyframeStart(codec, buf, h.payloadOffset, h.payloadEnd)) {
+      // The first packet of a keyframe starts a new GOP.
+      if (this.#lastMarker || !this.#frameIsKey) {
+        this.#gop = [];
+        this.#gopBytes = 0;
+      }
+      this.#frameIsKey = true;
+    }
+    this.#lastMarker = h.marker;
     if (h.marker) {
       c.frames++;
       if (this.#frameIsKey) c.keyframes++;
@@ -143,6 +164,10 @@ export class RtpRelay {
     // Rewrite in place: dgram hands each message its own buffer.
     buf[1] = (buf[1]! & 0x80) | INGEST_PAYLOAD_TYPE[codec];
     buf.writeUInt32BE(this.#opts.ssrc >>> 0, 8);
+    if (this.#gopBytes + buf.length <= GOP_CACHE_BYTES) {
+      this.#gop.push(buf);
+      this.#gopBytes += buf.length;
+    }
     const t = this.#target;
     if (t) this.#socket.send(buf, t.port, t.host);
   }

@@ -5,7 +5,7 @@ import { FakeSfu } from './testing/fakeSfu.js';
 import { Resources, cmdline, killIfStill, processGone, tempDir, waitFor } from './testing/helpers.js';
 
 const CHILD = fileURLToPath(new URL('./testing/sigkillChild.ts', import.meta.url));
-const REGISTER = fileURLToPath(new URL('./testing/tsxRegister.mjs', import.meta.url));
+const REGISTER = fileURLToPath(new URL('../../test/support/tsxRegister.mjs', import.meta.url));
 
 const res = new Resources();
 const dir = tempDir();

@@ -16,3 +16,5 @@ export async function createSfu(opts: SfuOptions): Promise<Sfu> {
   await sfu.initialize();
   return sfu;
 }
+export { startSfuRole } from './role.js';
+export type { SfuRole, SfuRoleOptions } from './role.js';

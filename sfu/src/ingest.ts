@@ -12,6 +12,12 @@ export interface IngestCounters {
   /** Keyframe requests sent to the source. */
   keyframeRequests: number;
   lastPacketAt: number | null;
+  /**
+   * When the current run of packets began: the first packet, the first of another sender (a camera that
+   * moved to another camera-node, an ffmpeg that restarted elsewhere), or the first after a silence of
+   * over a second.
+   */
+  streamStartAt: number | null;
 }
 
 export interface IngestOptions {
@@ -22,6 +28,8 @@ export interface IngestOptions {
 
 // A sender silent this long may come back as a new stream (new SSRC or sequence), in ms.
 const SOURCE_SWITCH_MS = 200;
+/** A silence this long ends a run of packets (what the cluster records as a gap). */
+const STREAM_BREAK_MS = 1000;
 // Larger forward steps in the sequence are jumps, not loss.
 const MAX_SEQ_STEP = 1000;
 // At most one keyframe request per this interval, whatever asks.
@@ -32,7 +40,7 @@ const KEYFRAME_REQUEST_INTERVAL_MS = 300;
  * reaches the port is counted as junk and dropped; nothing from outside can make it throw.
  */
 export class Ingest {
-  readonly #socket: dgram.Socket;
+  #socket: dgram.Socket;
   readonly #opts: IngestOptions;
   readonly #hdr = newRtpHeader();
   #source: { address: string; port: number } | null = null;
@@ -41,23 +49,41 @@ export class Ingest {
   #lastKeyframeRequestAt = 0;
   #jumpSeq: number | null = null;
   #closed = false;
-  readonly counters: IngestCounters = { packets: 0, bytes: 0, junk: 0, lost: 0, keyframeRequests: 0, lastPacketAt: null };
+  readonly counters: IngestCounters = { packets: 0, bytes: 0, junk: 0, lost: 0, keyframeRequests: 0, lastPacketAt: null, streamStartAt: null };
 
   constructor(opts: IngestOptions) {
     this.#opts = opts;
-    this.#socket = dgram.createSocket({ type: opts.host.includes(':') ? 'udp6' : 'udp4', recvBufferSize: 4 * 1024 * 1024 });
-    this.#socket.on('message', (buf, rinfo) => this.#onMessage(buf, rinfo));
-    this.#socket.on('error', () => {});
+    this.#socket = this.#newSocket();
   }
 
-  async bind(): Promise<number> {
-    await new Promise<void>((resolve, reject) => {
-      this.#socket.once('error', reject);
-      this.#socket.bind(0, this.#opts.host, () => {
-        this.#socket.off('error', reject);
-        resolve();
+  #newSocket(): dgram.Socket {
+    const s = dgram.createSocket({ type: this.#opts.host.includes(':') ? 'udp6' : 'udp4', recvBufferSize: 4 * 1024 * 1024 });
+    s.on('message', (buf, rinfo) => this.#onMessage(buf, rinfo));
+    s.on('error', () => {});
+    return s;
+  }
+
+  /**
+   * Binds the port: `preferred` when given and free (a restarted SFU keeps the ports its camera-nodes
+   * still send to), any free one otherwise.
+   */
+  async bind(preferred = 0): Promise<number> {
+    const tryBind = (port: number) =>
+      new Promise<void>((resolve, reject) => {
+        this.#socket.once('error', reject);
+        this.#socket.bind(port, this.#opts.host, () => {
+          this.#socket.off('error', reject);
+          resolve();
+        });
       });
-    });
+    try {
+      await tryBind(preferred);
+    } catch (error) {
+      if (preferred === 0) throw error;
+      this.#socket.close();
+      this.#socket = this.#newSocket();
+      await tryBind(0);
+    }
     return this.port;
   }
 
@@ -102,6 +128,7 @@ export class Ingest {
         c.junk++;
         return;
       }
+      if (this.#ssrc !== null) c.streamStartAt = null;
       this.#ssrc = h.ssrc;
       this.#lastSeq = null;
     }
@@ -124,6 +151,7 @@ export class Ingest {
     this.#lastSeq = h.sequenceNumber;
     c.packets++;
     c.bytes += buf.length;
+    if (c.streamStartAt === null || c.lastPacketAt === null || now - c.lastPacketAt > STREAM_BREAK_MS) c.streamStartAt = now;
     c.lastPacketAt = now;
     if (!this.#source || this.#source.port !== rinfo.port || this.#source.address !== rinfo.address) this.#source = { address: rinfo.address, port: rinfo.port };
     this.#opts.onRtp(buf, h, codec);

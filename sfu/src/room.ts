@@ -78,9 +78,9 @@ export class Room extends TypedEmitter<RoomEvents> {
     this.#ingest = new Ingest({ host: settings.ingestHost, onRtp: (buf, h, codec) => this.#onRtp(buf, h, codec) });
   }
 
-  /** Binds the ingest port. */
-  async initialize(): Promise<void> {
-    await this.#ingest.bind();
+  /** Binds the ingest port (`preferredPort` when it is free). */
+  async initialize(preferredPort = 0): Promise<void> {
+    await this.#ingest.bind(preferredPort);
   }
 
   /** The UDP port the camera's RTP goes to. */

@@ -119,8 +119,8 @@ export class Sfu extends TypedEmitter<SfuEvents> {
     return this.#rooms.has(cameraId);
   }
 
-  /** Creates (or returns) the room of a camera and binds its ingest port. */
-  async createRoom(cameraId: string): Promise<Room> {
+  /** Creates (or returns) the room of a camera and binds its ingest port (`preferredPort` if free). */
+  async createRoom(cameraId: string, preferredPort = 0): Promise<Room> {
     this.#assertOpen();
     const existing = this.#rooms.get(cameraId);
     if (existing) return existing;
@@ -142,7 +142,7 @@ export class Sfu extends TypedEmitter<SfuEvents> {
       viewerIdleTimeoutMs: this.#opts.viewerIdleTimeoutMs ?? 15_000,
     };
     const room = new Room(cameraId, settings);
-    await room.initialize();
+    await room.initialize(preferredPort);
     this.#rooms.set(cameraId, room);
     room.on('viewers', (n) => this.safeEmit('viewers', cameraId, n));
     log.info({ camera: cameraId, ingestPort: room.ingestPort }, 'room created');

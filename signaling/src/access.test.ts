@@ -10,9 +10,11 @@ import { call, harness, type Harness } from './testing/harness.js';
  * from the code: the test checks the code against the specification.
  */
 
-type Held = 'cameras:read' | 'cameras:manage' | 'camera:live' | 'camera:archive' | 'camera:export' | 'camera:control' | 'users:manage' | 'audit:read' | 'settings:manage' | 'metrics:read';
-const ADMIN: Held[] = ['cameras:read', 'cameras:manage', 'camera:live', 'camera:archive', 'camera:export', 'camera:control', 'users:manage', 'audit:read', 'settings:manage', 'metrics:read'];
-const OPERATOR: Held[] = ['cameras:read', 'cameras:manage', 'camera:live', 'camera:archive', 'camera:export', 'camera:control'];
+type Held =
+  | 'cameras:read' | 'cameras:manage' | 'camera:live' | 'camera:archive' | 'camera:export' | 'camera:control'
+  | 'users:manage' | 'audit:read' | 'settings:manage' | 'metrics:read' | 'nodes:read' | 'nodes:manage';
+const ADMIN: Held[] = ['cameras:read', 'cameras:manage', 'camera:live', 'camera:archive', 'camera:export', 'camera:control', 'users:manage', 'audit:read', 'settings:manage', 'metrics:read', 'nodes:read', 'nodes:manage'];
+const OPERATOR: Held[] = ['cameras:read', 'cameras:manage', 'camera:live', 'camera:archive', 'camera:export', 'camera:control', 'nodes:read'];
 const VIEWER: Held[] = ['cameras:read', 'camera:live', 'camera:archive'];
 
 /** A caller: how to make its headers, and what it holds (null: not signed in, or not valid). */
@@ -124,6 +126,15 @@ const SAMPLES: Record<string, { url: string; body?: unknown; type?: string }> = 
   'PUT /api/security': { url: '/api/security', body: { require2fa: { all: false, roles: [] } } },
   'GET /api/audit': { url: '/api/audit?limit=5' },
   'GET /api/audit/verify': { url: '/api/audit/verify' },
+  'POST /api/nodes/enroll': { url: '/api/nodes/enroll', body: { id: 'n{n}', roles: ['sfu'], publicKey: 'x', boxPublicKey: 'x', token: 'cctv_enroll_nope' } },
+  'GET /api/nodes': { url: '/api/nodes' },
+  'GET /api/nodes/:id': { url: '/api/nodes/signaling-test' },
+  'POST /api/nodes/:id/drain': { url: '/api/nodes/nope/drain' },
+  'POST /api/nodes/:id/undrain': { url: '/api/nodes/nope/undrain' },
+  'DELETE /api/nodes/:id': { url: '/api/nodes/nope' },
+  'POST /api/nodes/enrollment-tokens': { url: '/api/nodes/enrollment-tokens', body: { roles: ['sfu'] } },
+  'GET /api/cluster': { url: '/api/cluster' },
+  'GET /api/gaps': { url: '/api/gaps' },
 };
 
 /** Codes that mean "access refused", as opposed to an answer from the route itself. */

@@ -2,11 +2,14 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import helmet from 'helmet';
-import { CAMERA_ID_PATTERN, createLogger, metricsText, type Config, type Database } from '@cctv/core';
+import { CAMERA_ID_PATTERN, createLogger, isDatabaseUnavailable, metricsText, type Config, type Database } from '@cctv/core';
+import type { ChangeQueue, QueuedChange } from './changes.js';
 import { MAX_SDP_BYTES } from '@cctv/sfu';
 import { publicSource, type CameraStore, type StoredCamera } from './cameras.js';
 import { ApiError, toApiError } from './errors.js';
-import type { CameraRuntime, WhepTarget } from './local.js';
+import type { CameraRuntime, WhepTarget } from './cluster/runtime.js';
+import type { Cluster } from './cluster/cluster.js';
+import { clusterRoutes } from './cluster/routes.js';
 import { AuditAction } from './auth/audit.js';
 import { ANONYMOUS, CAMERA_PERMISSIONS, Permission, can, canSeeCamera, type Principal, type Requirement } from './auth/permissions.js';
 import { authRoutes, principal, requestMeta } from './auth/routes.js';
@@ -21,6 +24,10 @@ export interface AppDeps {
   runtime: CameraRuntime;
   whep: WhepTarget;
   auth: AuthService;
+  /** The cluster parts of this instance (registry, master, nodes). */
+  cluster: Cluster;
+  /** Where camera changes wait while the database is away; without it they are refused (503). */
+  changes?: ChangeQueue | null;
   /** Folder of the built dashboard, or null when it is not built. */
   webDir: string | null;
   version: string;
@@ -64,7 +71,13 @@ export function cameraView(cam: StoredCamera, runtime: CameraRuntime): Record<st
     createdAt: cam.createdAt,
     updatedAt: cam.updatedAt,
     status: runtime.status(config.id),
+    placement: placementView(runtime, config.id),
   };
+}
+
+function placementView(runtime: CameraRuntime, id: string): Record<string, unknown> | null {
+  const p = runtime.placement?.(id);
+  return p ? { cameraNode: p.cameraNode, sfu: p.sfu, problem: p.problem, since: p.since } : null;
 }
 
 function cameraId(req: Request): string {
@@ -87,12 +100,30 @@ export function routes(deps: AppDeps): Route[] {
     const p = principal(res);
     return auth.audit.append({ actor: p.username ?? 'anonymous', actorKind: p.kind === 'anonymous' ? 'anonymous' : p.kind, action, cameraId: cameraIdOf, ip: requestMeta(req, trustProxy).ip, details });
   };
+  // A camera change while the database is away: queued (202) when this instance keeps a queue.
+  const orQueue = async (req: Request, res: Response, op: QueuedChange['op'], camera: string, body: unknown, write: () => Promise<void>) => {
+    try {
+      await write();
+    } catch (error) {
+      if (!isDatabaseUnavailable(error) || !deps.changes) throw error;
+      const p = principal(res);
+      const q = deps.changes.add({ op, camera, body, actor: p.username ?? 'unknown', actorKind: p.kind === 'token' ? 'token' : 'user', ip: requestMeta(req, trustProxy).ip });
+      res.status(202).json({
+        queued: true,
+        change: { id: q.id, op: q.op, camera: q.camera, at: new Date(q.at).toISOString() },
+        error: { code: 'DATABASE_UNAVAILABLE', message: 'the database is unavailable: the change was checked and is queued on this server; it is applied when the database is back (see GET /api/cluster)' },
+      });
+    }
+  };
   return [
     {
       method: 'GET', path: '/api/health', permission: 'public',
       summary: 'Whether the process is up, with its version',
       handler: async (_req, res) => {
-        res.json({ status: 'ok', version: deps.version, node: deps.config.node.id, database: deps.db.kind, uptimeS: Math.round((Date.now() - startedAt) / 1000) });
+        res.json({
+          status: 'ok', version: deps.version, node: deps.cluster.id, database: deps.db.kind, bus: deps.cluster.bus.kind,
+          leading: deps.cluster.leadership.isLeader, uptimeS: Math.round((Date.now() - startedAt) / 1000),
+        });
       },
     },
     {
@@ -106,12 +137,13 @@ export function routes(deps: AppDeps): Route[] {
     {
       method: 'POST', path: '/api/cameras', permission: Permission.CamerasManage, body: 'json',
       summary: 'Add a camera: { id, name?, enabled?, source: { kind, … } }',
-      handler: async (req, res) => {
-        const cam = await store.create(req.body);
-        if (!cam) throw new ApiError('CAMERA_EXISTS', `a camera with id '${String((req.body as { id?: unknown }).id)}' exists`, { field: 'id' });
-        await audit(req, res, AuditAction.CameraCreated, cam.config.id, { source: publicSource(cam.config.source), enabled: cam.config.enabled });
-        res.status(201).location(`/api/cameras/${cam.config.id}`).json(cameraView(cam, runtime));
-      },
+      handler: (req, res) =>
+        orQueue(req, res, 'create', String((req.body as { id?: unknown })?.id ?? ''), req.body, async () => {
+          const cam = await store.create(req.body);
+          if (!cam) throw new ApiError('CAMERA_EXISTS', `a camera with id '${String((req.body as { id?: unknown }).id)}' exists`, { field: 'id' });
+          await audit(req, res, AuditAction.CameraCreated, cam.config.id, { source: publicSource(cam.config.source), enabled: cam.config.enabled });
+          res.status(201).location(`/api/cameras/${cam.config.id}`).json(cameraView(cam, runtime));
+        }),
     },
     {
       method: 'GET', path: '/api/cameras/:id', permission: Permission.CamerasRead, camera: true,
@@ -123,31 +155,34 @@ export function routes(deps: AppDeps): Route[] {
     {
       method: 'PUT', path: '/api/cameras/:id', permission: Permission.CamerasManage, camera: true, body: 'json',
       summary: "Replace a camera's configuration",
-      handler: async (req, res) => {
-        const cam = await store.update(cameraId(req), req.body, 'replace');
-        if (!cam) throw new ApiError('CAMERA_NOT_FOUND', `no camera with id '${cameraId(req)}'`);
-        await audit(req, res, AuditAction.CameraChanged, cam.config.id, { name: cam.config.name, enabled: cam.config.enabled, source: publicSource(cam.config.source) });
-        res.json(cameraView(cam, runtime));
-      },
+      handler: (req, res) =>
+        orQueue(req, res, 'replace', cameraId(req), req.body, async () => {
+          const cam = await store.update(cameraId(req), req.body, 'replace');
+          if (!cam) throw new ApiError('CAMERA_NOT_FOUND', `no camera with id '${cameraId(req)}'`);
+          await audit(req, res, AuditAction.CameraChanged, cam.config.id, { name: cam.config.name, enabled: cam.config.enabled, source: publicSource(cam.config.source) });
+          res.json(cameraView(cam, runtime));
+        }),
     },
     {
       method: 'PATCH', path: '/api/cameras/:id', permission: Permission.CamerasManage, camera: true, body: 'json',
       summary: "Change some fields of a camera's configuration",
-      handler: async (req, res) => {
-        const cam = await store.update(cameraId(req), req.body, 'merge');
-        if (!cam) throw new ApiError('CAMERA_NOT_FOUND', `no camera with id '${cameraId(req)}'`);
-        await audit(req, res, AuditAction.CameraChanged, cam.config.id, { name: cam.config.name, enabled: cam.config.enabled, source: publicSource(cam.config.source) });
-        res.json(cameraView(cam, runtime));
-      },
+      handler: (req, res) =>
+        orQueue(req, res, 'merge', cameraId(req), req.body, async () => {
+          const cam = await store.update(cameraId(req), req.body, 'merge');
+          if (!cam) throw new ApiError('CAMERA_NOT_FOUND', `no camera with id '${cameraId(req)}'`);
+          await audit(req, res, AuditAction.CameraChanged, cam.config.id, { name: cam.config.name, enabled: cam.config.enabled, source: publicSource(cam.config.source) });
+          res.json(cameraView(cam, runtime));
+        }),
     },
     {
       method: 'DELETE', path: '/api/cameras/:id', permission: Permission.CamerasManage, camera: true,
       summary: 'Remove a camera',
-      handler: async (req, res) => {
-        if (!(await store.remove(cameraId(req)))) throw new ApiError('CAMERA_NOT_FOUND', `no camera with id '${cameraId(req)}'`);
-        await audit(req, res, AuditAction.CameraDeleted, cameraId(req));
-        res.status(204).end();
-      },
+      handler: (req, res) =>
+        orQueue(req, res, 'remove', cameraId(req), undefined, async () => {
+          if (!(await store.remove(cameraId(req)))) throw new ApiError('CAMERA_NOT_FOUND', `no camera with id '${cameraId(req)}'`);
+          await audit(req, res, AuditAction.CameraDeleted, cameraId(req));
+          res.status(204).end();
+        }),
     },
     {
       method: 'POST', path: '/api/cameras/:id/whep', permission: Permission.Live, camera: true, body: 'sdp', limit: 'whep',
@@ -196,6 +231,7 @@ export function routes(deps: AppDeps): Route[] {
       },
     },
     ...authRoutes(auth, { trustProxy, issuer: 'CCTV' }),
+    ...clusterRoutes(deps.cluster, auth, deps.config, deps.changes ?? null),
   ];
 }
 

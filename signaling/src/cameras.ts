@@ -1,6 +1,6 @@
 import {
-  CameraSchema, TypedEmitter, ValidationError, createLogger, parseWith,
-  type CameraConfig, type CameraSource, type Database,
+  CameraSchema, TypedEmitter, ValidationError, canonicalJson, createLogger, isDatabaseUnavailable, parseWith,
+  type CameraConfig, type CameraSource, type Database, type Queryable,
 } from '@cctv/core';
 
 const log = createLogger('signaling:cameras');
@@ -25,28 +25,35 @@ interface Row {
   name: string;
   enabled: boolean;
   source: CameraSource;
+  placement: CameraConfig['placement'];
   version: number;
   created_at: Date;
   updated_at: Date;
 }
 
+const json = <T>(v: T | string): T => (typeof v === 'string' ? (JSON.parse(v) as T) : v);
+
 function fromRow(r: Row): StoredCamera {
+  const p: Partial<CameraConfig['placement']> = json(r.placement ?? {});
+  const placement: CameraConfig['placement'] = { require: p.require ?? {}, prefer: p.prefer ?? {}, ...(p.node ? { node: p.node } : {}) };
   return {
-    config: { id: r.id, name: r.name, enabled: r.enabled, source: typeof r.source === 'string' ? JSON.parse(r.source) : r.source },
+    config: { id: r.id, name: r.name, enabled: r.enabled, source: json(r.source), placement },
     version: Number(r.version),
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };
 }
 
-const COLUMNS = 'id, name, enabled, source, version, created_at, updated_at';
+const COLUMNS = 'id, name, enabled, source, placement, version, created_at, updated_at';
 
 /**
  * Cameras in the database, the source of truth. Input is validated here, once, and a change is stored
- * before it is announced.
+ * before it is announced. The last cameras read are kept, and served while the database is away (reads
+ * only: a change needs the database).
  */
 export class CameraStore extends TypedEmitter<CameraStoreEvents> {
   readonly #db: Database;
+  #cache: Map<string, StoredCamera> | null = null;
 
   constructor(db: Database) {
     super();
@@ -55,27 +62,70 @@ export class CameraStore extends TypedEmitter<CameraStoreEvents> {
   }
 
   async list(): Promise<StoredCamera[]> {
-    const rows = await this.#db.query<Row>(`SELECT ${COLUMNS} FROM cameras ORDER BY id`);
-    return rows.map(fromRow);
+    try {
+      const rows = await this.#db.query<Row>(`SELECT ${COLUMNS} FROM cameras ORDER BY id`);
+      const list = rows.map(fromRow);
+      this.#cache = new Map(list.map((c) => [c.config.id, c]));
+      return list;
+    } catch (error) {
+      if (isDatabaseUnavailable(error) && this.#cache) return [...this.#cache.values()];
+      throw error;
+    }
   }
 
   async get(id: string): Promise<StoredCamera | null> {
-    const rows = await this.#db.query<Row>(`SELECT ${COLUMNS} FROM cameras WHERE id = $1`, [id]);
-    return rows[0] ? fromRow(rows[0]) : null;
+    try {
+      const rows = await this.#db.query<Row>(`SELECT ${COLUMNS} FROM cameras WHERE id = $1`, [id]);
+      const cam = rows[0] ? fromRow(rows[0]) : null;
+      if (this.#cache) {
+        if (cam) this.#cache.set(id, cam);
+        else this.#cache.delete(id);
+      }
+      return cam;
+    } catch (error) {
+      if (isDatabaseUnavailable(error) && this.#cache) return this.#cache.get(id) ?? null;
+      throw error;
+    }
+  }
+
+  /** The camera as last read, without asking the database. */
+  cached(id: string): StoredCamera | null {
+    return this.#cache?.get(id) ?? null;
+  }
+
+  /**
+   * What an update would store, computed from the last read camera, without writing (to check a change
+   * that must wait for the database). Null when the camera is not known.
+   */
+  preview(id: string, input: unknown, mode: 'replace' | 'merge'): CameraConfig | null {
+    const cur = this.cached(id);
+    if (!cur) return null;
+    return mergeConfig(id, cur.config, input, mode);
   }
 
   /** Validates and stores a new camera; returns null when the id is taken. */
   async create(input: unknown): Promise<StoredCamera | null> {
     const cfg = parseWith(CameraSchema, input);
-    const rows = await this.#db.query<Row>(
-      `INSERT INTO cameras (id, name, enabled, source) VALUES ($1, $2, $3, $4)
-       ON CONFLICT (id) DO NOTHING RETURNING ${COLUMNS}`,
-      [cfg.id, cfg.name ?? cfg.id, cfg.enabled, cfg.source],
-    );
-    if (!rows[0]) return null;
-    const cam = fromRow(rows[0]);
-    this.safeEmit('changed', cam);
+    const cam = await this.#db.transaction(async (tx) => {
+      const rows = await tx.query<Row>(
+        `INSERT INTO cameras (id, name, enabled, source, placement) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (id) DO NOTHING RETURNING ${COLUMNS}`,
+        [cfg.id, cfg.name ?? cfg.id, cfg.enabled, cfg.source, cfg.placement],
+      );
+      if (rows[0]) await bumpConfigVersion(tx);
+      return rows[0] ? fromRow(rows[0]) : null;
+    });
+    if (cam) {
+      this.#cache?.set(cam.config.id, cam);
+      this.safeEmit('changed', cam);
+    }
     return cam;
+  }
+
+  /** The config version (bumped at every change of any camera) and the highest master epoch that wrote. */
+  async clusterState(): Promise<{ configVersion: number; epoch: number }> {
+    const [r] = await this.#db.query<{ v: number; e: number }>('SELECT config_version AS v, epoch AS e FROM cluster_state WHERE id = 1');
+    return { configVersion: Number(r?.v ?? 0), epoch: Number(r?.e ?? 0) };
   }
 
   /**
@@ -84,31 +134,35 @@ export class CameraStore extends TypedEmitter<CameraStoreEvents> {
    */
   async update(id: string, input: unknown, mode: 'replace' | 'merge'): Promise<StoredCamera | null> {
     if (input === null || typeof input !== 'object' || Array.isArray(input)) throw new ValidationError('', 'the body must be a JSON object');
-    const body = input as Record<string, unknown>;
-    if (body.id !== undefined && body.id !== id) throw new ValidationError('id', `must be '${id}' (the id in the URL) or left out`);
     return this.#db.transaction(async (tx) => {
       const rows = await tx.query<Row>(`SELECT ${COLUMNS} FROM cameras WHERE id = $1 FOR UPDATE`, [id]);
       if (!rows[0]) return null;
-      const cur = fromRow(rows[0]).config;
-      const merged: Record<string, unknown> = mode === 'merge' ? { ...cur, ...body, id } : { ...body, id };
-      if (merged.source && typeof merged.source === 'object') merged.source = keepSecrets(merged.source as Record<string, unknown>, cur.source);
-      const cfg = parseWith(CameraSchema, merged);
+      const cfg = mergeConfig(id, fromRow(rows[0]).config, input, mode);
       const out = await tx.query<Row>(
-        `UPDATE cameras SET name = $2, enabled = $3, source = $4, version = version + 1, updated_at = now()
+        `UPDATE cameras SET name = $2, enabled = $3, source = $4, placement = $5, version = version + 1, updated_at = now()
          WHERE id = $1 RETURNING ${COLUMNS}`,
-        [id, cfg.name ?? id, cfg.enabled, cfg.source],
+        [id, cfg.name ?? id, cfg.enabled, cfg.source, cfg.placement],
       );
+      await bumpConfigVersion(tx);
       return fromRow(out[0]!);
     }).then((cam) => {
-      if (cam) this.safeEmit('changed', cam);
+      if (cam) {
+      this.#cache?.set(cam.config.id, cam);
+      this.safeEmit('changed', cam);
+    }
       return cam;
     });
   }
 
   /** Removes a camera; false when there was none. */
   async remove(id: string): Promise<boolean> {
-    const rows = await this.#db.query<{ id: string }>('DELETE FROM cameras WHERE id = $1 RETURNING id', [id]);
+    const rows = await this.#db.transaction(async (tx) => {
+      const r = await tx.query<{ id: string }>('DELETE FROM cameras WHERE id = $1 RETURNING id', [id]);
+      if (r.length) await bumpConfigVersion(tx);
+      return r;
+    });
     if (rows.length === 0) return false;
+    this.#cache?.delete(id);
     this.safeEmit('removed', id);
     return true;
   }
@@ -117,7 +171,7 @@ export class CameraStore extends TypedEmitter<CameraStoreEvents> {
   async upsert(cfg: CameraConfig): Promise<void> {
     const cur = await this.get(cfg.id);
     if (!cur) await this.create(cfg);
-    else if (JSON.stringify(cur.config) !== JSON.stringify({ ...cfg, name: cfg.name ?? cfg.id })) await this.update(cfg.id, cfg, 'replace');
+    else if (canonicalJson(cur.config) !== canonicalJson({ ...cfg, name: cfg.name ?? cfg.id })) await this.update(cfg.id, cfg, 'replace');
   }
 
   /** Reads a small setting. */
@@ -132,6 +186,20 @@ export class CameraStore extends TypedEmitter<CameraStoreEvents> {
       [key, value],
     );
   }
+}
+
+/** A camera's config after a PUT (`replace`) or PATCH (`merge`) body, validated. */
+function mergeConfig(id: string, cur: CameraConfig, input: unknown, mode: 'replace' | 'merge'): CameraConfig {
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) throw new ValidationError('', 'the body must be a JSON object');
+  const body = input as Record<string, unknown>;
+  if (body.id !== undefined && body.id !== id) throw new ValidationError('id', `must be '${id}' (the id in the URL) or left out`);
+  const merged: Record<string, unknown> = mode === 'merge' ? { ...cur, ...body, id } : { ...body, id };
+  if (merged.source && typeof merged.source === 'object') merged.source = keepSecrets(merged.source as Record<string, unknown>, cur.source);
+  return parseWith(CameraSchema, merged);
+}
+
+async function bumpConfigVersion(tx: Queryable): Promise<void> {
+  await tx.query('UPDATE cluster_state SET config_version = config_version + 1 WHERE id = 1');
 }
 
 /**

@@ -20,6 +20,7 @@ export const ERRORS = {
   ENROLLMENT_REQUIRED: { status: 403, message: 'This site requires 2FA for your role: set it up first' },
   NOT_FOUND: { status: 404, message: 'No such resource' },
   USER_NOT_FOUND: { status: 404, message: 'No user with this id' },
+  NODE_NOT_FOUND: { status: 404, message: 'No node with this id' },
   TOKEN_NOT_FOUND: { status: 404, message: 'No token with this id' },
   CAMERA_NOT_FOUND: { status: 404, message: 'No camera with this id' },
   SESSION_NOT_FOUND: { status: 404, message: 'No viewing session with this id' },
@@ -27,6 +28,7 @@ export const ERRORS = {
   UNSUPPORTED_CODEC: { status: 406, message: 'The offer has no codec this camera can be sent in' },
   CAMERA_EXISTS: { status: 409, message: 'A camera with this id exists' },
   CAMERA_DISABLED: { status: 409, message: 'The camera is disabled' },
+  ENROLLMENT_REFUSED: { status: 403, message: 'The enrolment token or secret is not valid' },
   USER_EXISTS: { status: 409, message: 'A user with this name exists' },
   TWO_FACTOR_STATE: { status: 409, message: '2FA is not in the state this needs (already on, or not being set up)' },
   BODY_TOO_LARGE: { status: 413, message: 'The body is larger than allowed' },
@@ -37,6 +39,11 @@ export const ERRORS = {
   CAMERA_OFFLINE: { status: 503, message: 'The camera is not sending video' },
   TOO_MANY_VIEWERS: { status: 503, message: 'The camera has its maximum of viewers' },
   UNAVAILABLE: { status: 503, message: 'The service is not available right now' },
+  DATABASE_UNAVAILABLE: { status: 503, message: 'The database is unavailable; try again when it is back' },
+  CAMERA_NOT_PLACED: { status: 503, message: 'No node runs this camera right now' },
+  NODE_UNREACHABLE: { status: 503, message: 'The node that serves this did not answer' },
+  NODE_UNKNOWN: { status: 503, message: 'The node that serves this is not enrolled' },
+  BUS_UNAVAILABLE: { status: 503, message: 'The message bus (Redis) is unavailable' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -113,12 +113,12 @@ describe('the system on one machine', () => {
   });
 
   it('stops the ffmpeg of a deleted camera and of a disabled one', async () => {
-    const pids = system.cameraNode.get('rest').pids;
+    const pids = system.cameraNode!.get('rest').pids;
     expect(pids.length).toBe(1);
     expect((await api('/api/cameras/rest', { method: 'DELETE' })).status).toBe(204);
-    await until(() => !system.cameraNode.has('rest'), 'camera removed from the node');
+    await until(() => !system.cameraNode!.has('rest'), 'camera removed from the node');
     await until(() => pids.every((p) => !isAlive(p)), 'ffmpeg gone');
-    const cfgPids = system.cameraNode.get('cfg').pids;
+    const cfgPids = system.cameraNode!.get('cfg').pids;
     await api('/api/cameras/cfg', { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ enabled: false }) });
     await until(async () => (await cameraState('cfg')) === 'stopped', 'cfg stopped');
     await until(() => cfgPids.every((p) => !isAlive(p)), 'cfg ffmpeg gone');
@@ -129,7 +129,7 @@ describe('the system on one machine', () => {
 
   it('keeps its cameras across a restart, and leaves no ffmpeg behind when it stops', async () => {
     await api('/api/cameras', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id: 'kept', source: { kind: 'test', width: 320, height: 180, fps: 15 } }) });
-    await system.runtime.settled();
+    await system.settled();
     await system.close();
     expect(liveChildCount()).toBe(0);
     system = await startSystem({ config: config(database.url), webDir: null });

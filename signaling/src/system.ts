@@ -5,12 +5,14 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { networkInterfaces } from 'node:os';
-import { collectDefaultMetrics, createLogger, migrate, openBus, openDatabase, type Bus, type Config, type Database } from '@cctv/core';
-import { createCameraNode, type CameraNode } from '@cctv/camera-node';
-import { createSfu, type Sfu } from '@cctv/sfu';
+import { NodeAgent, collectDefaultMetrics, createLogger, migrate, openBus, openDatabase, type Bus, type Config, type Database } from '@cctv/core';
+import { startCameraNodeRole, type CameraNode } from '@cctv/camera-node';
+import { startSfuRole, type Sfu } from '@cctv/sfu';
 import { buildApp } from './app.js';
 import { CameraStore } from './cameras.js';
-import { LocalRuntime } from './local.js';
+import { ChangeQueue } from './changes.js';
+import { createCluster, localIdentity, type Cluster } from './cluster/cluster.js';
+import type { ClusterRuntime } from './cluster/runtime.js';
 import { EventHub } from './ws.js';
 import { AuthService } from './auth/service.js';
 import { loadTls, type TlsMaterial } from './tls.js';
@@ -32,14 +34,23 @@ export interface System {
   bus: Bus;
   auth: AuthService;
   store: CameraStore;
-  sfu: Sfu;
-  cameraNode: CameraNode;
-  runtime: LocalRuntime;
+  /** The cluster parts of this signaling instance (registry, leadership, master, routing). */
+  cluster: Cluster;
+  /** The live state of the cameras, as this instance sees the cluster. */
+  runtime: ClusterRuntime;
+  /** This process as a node: its heartbeats and the commands it takes. */
+  agent: NodeAgent;
+  /** The SFU of this process, when it runs the sfu role. */
+  sfu: Sfu | null;
+  /** The cameras of this process, when it runs the camera-node role. */
+  cameraNode: CameraNode | null;
   server: Server;
   /** The HTTPS certificate in use, when TLS is on. */
   tls: TlsMaterial | null;
   /** The admin password made on this (first) start, to be shown once; null otherwise. */
   generatedAdminPassword: string | null;
+  /** Resolves when the master has no round running and the local roles have applied what they were told. */
+  settled(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -51,17 +62,24 @@ export interface StartOptions {
   demoCamera?: boolean;
   /** Password of the first admin; default CCTV_ADMIN_PASSWORD, else one is generated. */
   adminPassword?: string;
+  /** Shorter checks for tests (registry, leadership), ms. */
+  checkMs?: number;
 }
 
 /** The synthetic camera a first start gets, so a new user sees video at once. */
 const DEMO_CAMERA = { id: 'demo', name: 'Synthetic camera', source: { kind: 'test' as const } };
 
 /**
- * Starts every part in this process: database (Postgres or embedded), SFU, camera-node, the API and the
- * dashboard. A part that fails to start closes what was already started.
+ * Starts a signaling instance: database (Postgres or embedded), bus (Redis or in-process), the
+ * cluster's registry and master, the API and the dashboard — and, when `node.roles` has them, an SFU
+ * and a camera-node in this same process (the one-machine mode runs all three). Local roles are
+ * nodes like any other: they heartbeat, and the master places cameras on them over the bus. A part that
+ * fails to start closes what was already started.
  */
 export async function startSystem(opts: StartOptions): Promise<System> {
   const { config } = opts;
+  const roles = config.node.roles;
+  if (!roles.includes('signaling')) throw new Error("startSystem runs a signaling instance: 'node.roles' must include signaling");
   const dataDir = resolve(config.dataDir);
   const closers: Array<() => Promise<void>> = [];
   const closeAll = async (): Promise<void> => {
@@ -82,7 +100,9 @@ export async function startSystem(opts: StartOptions): Promise<System> {
     await migrate(db);
     const bus = await openBus({ url: config.redis.url, prefix: config.redis.prefix });
     closers.push(() => bus.close());
-    const auth = new AuthService({ db, bus, config });
+    log.info({ bus: bus.kind, location: bus.location }, 'bus open');
+    const auth = new AuthService({ db, bus, config, auditBacklogFile: join(dataDir, 'audit-backlog.json') });
+    closers.push(async () => auth.close());
     const admin = await auth.initialize(opts.adminPassword ?? process.env.CCTV_ADMIN_PASSWORD);
 
     const store = new CameraStore(db);
@@ -92,21 +112,43 @@ export async function startSystem(opts: StartOptions): Promise<System> {
       await store.setSetting('demo_camera_created', true);
     }
 
-    const sfu = await createSfu({ settings: config.sfu, dataDir });
-    closers.push(() => sfu.close());
-    const cameraNode = await createCameraNode({ settings: config.cameraNode, dataDir });
-    closers.push(() => cameraNode.close());
-    const runtime = new LocalRuntime(store, cameraNode, sfu);
-    await runtime.initialize();
+    const id = config.node.id;
+    const cluster = await createCluster({ db, bus, config, store, id, ...(opts.checkMs ? { checkMs: opts.checkMs } : {}) });
+    closers.push(() => cluster.close());
+    const identity = await localIdentity(cluster.nodes, cluster.siteKey, dataDir, id, roles);
+    const agent = new NodeAgent({
+      bus, id, roles, labels: config.node.labels, version: VERSION,
+      keys: { privateKey: identity.privateKey, boxPrivateKey: identity.boxPrivateKey, sitePublicKey: identity.sitePublicKey },
+      stateFile: join(dataDir, 'node-state.json'),
+      heartbeatMs: config.cluster.heartbeatMs,
+      leaseMs: config.cluster.leaseMs,
+    });
+    closers.push(() => agent.close());
+    let sfu: Sfu | null = null;
+    let cameraNode: CameraNode | null = null;
+    const settles: Array<() => Promise<void>> = [];
+    if (roles.includes('sfu')) {
+      const role = await startSfuRole({ config, dataDir, agent });
+      closers.push(() => role.close());
+      sfu = role.sfu;
+    }
+    if (roles.includes('camera-node')) {
+      const role = await startCameraNodeRole({ config, dataDir, agent });
+      closers.push(() => role.close());
+      cameraNode = role.node;
+      settles.push(() => role.settled());
+    }
 
-    const app = buildApp({ config, db, store, runtime, whep: runtime, auth, webDir: opts.webDir === undefined ? WEB_DIR : opts.webDir, version: VERSION });
+    const changes = new ChangeQueue(join(dataDir, 'queued-changes.json'), store, auth.audit);
+    closers.push(async () => changes.close());
+    const app = buildApp({ config, db, store, runtime: cluster.runtime, whep: cluster.runtime, auth, cluster, changes, webDir: opts.webDir === undefined ? WEB_DIR : opts.webDir, version: VERSION });
     const tls = await loadTls(config.http.tls, dataDir);
     const server: Server = tls ? createHttpsServer({ cert: tls.cert, key: tls.key }, app) : createServer(app);
     server.keepAliveTimeout = 5000;
     // Slow-loris bounds: a client gets this long to send its headers and its request.
     server.headersTimeout = 20_000;
     server.requestTimeout = 60_000;
-    const hub = new EventHub(server, store, runtime, auth);
+    const hub = new EventHub(server, store, cluster.runtime, auth);
     await new Promise<void>((res, rej) => {
       server.once('error', (err: NodeJS.ErrnoException) =>
         rej(err.code === 'EADDRINUSE' ? new Error(`port ${config.http.port} on ${config.http.host} is in use; set CCTV_PORT to another port`, { cause: err }) : err),
@@ -121,9 +163,17 @@ export async function startSystem(opts: StartOptions): Promise<System> {
     const port = (server.address() as AddressInfo).port;
     const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? 'localhost' : config.http.host;
     const url = `${tls ? 'https' : 'http'}://${host}:${port}/`;
+    agent.contribute(() => ({ api: url }));
+    // Heartbeating first, so that followers can see this instance alive before it may lead.
+    await agent.start();
+    cluster.startLeadership();
     let closed = false;
     return {
-      url, port, db, bus, auth, store, sfu, cameraNode, runtime, server, tls, generatedAdminPassword: admin.generatedPassword,
+      url, port, db, bus, auth, store, cluster, runtime: cluster.runtime, agent, sfu, cameraNode, server, tls, generatedAdminPassword: admin.generatedPassword,
+      async settled() {
+        await cluster.master.idle();
+        for (const s of settles) await s();
+      },
       async close() {
         if (closed) return;
         closed = true;

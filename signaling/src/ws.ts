@@ -4,7 +4,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { createLogger, gauge, type CameraStatus } from '@cctv/core';
 import type { CameraStore } from './cameras.js';
 import { cameraView } from './app.js';
-import type { CameraRuntime, LocalRuntime } from './local.js';
+import type { ClusterRuntime } from './cluster/runtime.js';
 import { ApiError } from './errors.js';
 import { Permission, can, canSeeCamera, type Principal } from './auth/permissions.js';
 import type { AuthService } from './auth/service.js';
@@ -49,7 +49,7 @@ export class EventHub {
   readonly #server: Server;
   readonly #onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
-  constructor(server: Server, store: CameraStore, runtime: CameraRuntime & LocalRuntime, auth: AuthService) {
+  constructor(server: Server, store: CameraStore, runtime: ClusterRuntime, auth: AuthService) {
     this.#server = server;
     this.#onUpgrade = (req, socket, head) => {
       void this.#upgrade(req, socket, head, auth).catch((error: unknown) => {

@@ -105,7 +105,7 @@ describe('dashboard in Chromium', () => {
   });
 
   it('brings the picture back by itself after the camera ffmpeg is killed', async () => {
-    const [pid] = system.cameraNode.get('demo').pids;
+    const [pid] = system.cameraNode!.get('demo').pids;
     expect(pid).toBeGreaterThan(0);
     process.kill(pid!, 'SIGKILL');
     const killedAt = Date.now();
@@ -122,7 +122,7 @@ describe('dashboard in Chromium', () => {
     console.log(`MEASURED e2e_picture_back_ms=${Date.now() - killedAt}`);
     const back = (await frames('demo')).count;
     await until(async () => (await frames('demo')).count >= back + 30, '30 more frames');
-    expect(system.cameraNode.get('demo').pids[0]).not.toBe(pid);
+    expect(system.cameraNode!.get('demo').pids[0]).not.toBe(pid);
     expect((await frames('demo')).picture).toBe(true);
     expect(await page.getByTestId('tile-demo').getAttribute('data-state')).toBe('live');
   });

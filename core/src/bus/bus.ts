@@ -27,6 +27,21 @@ export interface Bus {
   /** Ms until the key expires; -1 when it never does, -2 when it does not exist. */
   ttl(key: string): Promise<number>;
   del(key: string): Promise<void>;
+  /** Adds 1 to a counter that never expires; returns the new value (fencing tokens). */
+  next(key: string): Promise<number>;
+  /** Extends a key's time to live only while it still holds `value` (a lease held by its owner). */
+  renewIf(key: string, value: string, ttlMs: number): Promise<boolean>;
+  /** Deletes a key only while it still holds `value`. */
+  deleteIf(key: string, value: string): Promise<boolean>;
+  /** Subscribers of each channel, across every process (Redis PUBSUB NUMSUB). */
+  subscriberCounts(channels: readonly string[]): Promise<number[]>;
+  /** Whether commands go through now (false while Redis is unreachable). */
+  readonly healthy: boolean;
+  /**
+   * Connections made so far: it changes after every outage (Redis restarted or the link came back), when
+   * subscriptions everywhere are being made again and what the bus held may be gone.
+   */
+  readonly connections: number;
   /** Closes connections. Idempotent. */
   close(): Promise<void>;
 }
@@ -36,12 +51,20 @@ export interface OpenBusOptions {
   url?: string | undefined;
   /** Namespace of keys and channels; default `cctv`. */
   prefix?: string;
+  /**
+   * Start even when Redis cannot be reached yet (a node must come up and stream on its saved assignment
+   * during an outage): commands fail until it connects. Otherwise a Redis that does not answer within
+   * `connectTimeoutMs` stops start-up with an error.
+   */
+  lazy?: boolean;
+  /** How long to wait for the first connection, ms; default 5000. */
+  connectTimeoutMs?: number;
 }
 
 /** Opens Redis at `url`, or the in-process bus when there is none. */
 export async function openBus(opts: OpenBusOptions = {}): Promise<Bus> {
   const prefix = (opts.prefix ?? 'cctv') + ':';
-  return opts.url ? openRedisBus(opts.url, prefix) : new MemoryBus(prefix);
+  return opts.url ? openRedisBus(opts.url, prefix, opts.lazy ?? false, opts.connectTimeoutMs ?? 5000) : new MemoryBus(prefix);
 }
 
 class MemoryBus implements Bus {
@@ -134,6 +157,38 @@ class MemoryBus implements Bus {
     this.#keys.delete(this.#prefix + key);
   }
 
+  async next(key: string): Promise<number> {
+    const e = this.#live(key);
+    const n = (e ? Number(e.value) : 0) + 1;
+    this.#keys.set(this.#prefix + key, { value: String(n), expiresAt: Infinity });
+    return n;
+  }
+
+  async renewIf(key: string, value: string, ttlMs: number): Promise<boolean> {
+    const e = this.#live(key);
+    if (!e || e.value !== value) return false;
+    e.expiresAt = Date.now() + ttlMs;
+    return true;
+  }
+
+  async deleteIf(key: string, value: string): Promise<boolean> {
+    const e = this.#live(key);
+    if (!e || e.value !== value) return false;
+    this.#keys.delete(this.#prefix + key);
+    return true;
+  }
+
+  async subscriberCounts(channels: readonly string[]): Promise<number[]> {
+    this.#assertOpen();
+    return channels.map((c) => this.#channels.listenerCount(this.#prefix + c));
+  }
+
+  get healthy(): boolean {
+    return !this.#closed;
+  }
+
+  readonly connections = 1;
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -147,7 +202,7 @@ class MemoryBus implements Bus {
   }
 }
 
-async function openRedisBus(url: string, prefix: string): Promise<Bus> {
+async function openRedisBus(url: string, prefix: string, lazy: boolean, connectTimeoutMs: number): Promise<Bus> {
   const { createClient } = await import('redis');
   const where = redactUrl(url);
   // Commands fail fast while Redis is down (no offline queue), so callers can fall back; the client
@@ -167,20 +222,61 @@ async function openRedisBus(url: string, prefix: string): Promise<Bus> {
   };
   client.on('error', onError);
   subscriber.on('error', onError);
-  try {
-    await client.connect();
-    await subscriber.connect();
-  } catch (error) {
-    await Promise.allSettled([client.destroy(), subscriber.destroy()]);
-    throw new Error(`cannot connect to Redis at ${where}: ${(error as Error).message}`, { cause: error });
+  let connections = 0;
+  client.on('ready', () => connections++);
+  subscriber.on('ready', () => connections++);
+  // The client keeps trying in the background; `connect()` settles once it is in.
+  const connected = Promise.all([client.connect(), subscriber.connect()]);
+  connected.catch(() => {});
+  let timer: NodeJS.Timeout | undefined;
+  const outcome = await Promise.race([
+    connected.then(() => 'ok' as const, (error: unknown) => error as Error),
+    new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), connectTimeoutMs))),
+  ]);
+  clearTimeout(timer);
+  if (outcome !== 'ok') {
+    if (lazy && outcome === 'timeout') {
+      log.warn({ redis: where }, 'Redis is not reachable yet; going on without it and connecting in the background');
+    } else {
+      await Promise.allSettled([client.destroy(), subscriber.destroy()]);
+      const why = outcome === 'timeout' ? `no connection within ${connectTimeoutMs} ms (is it running? is the URL right?)` : outcome.message;
+      throw new Error(`cannot connect to Redis at ${where}: ${why}`, { cause: outcome === 'timeout' ? undefined : outcome });
+    }
   }
   let closed = false;
   const assertOpen = () => {
     if (closed) throw new InvalidStateError('bus is closed');
   };
+  // Compare-and-set scripts: a lease is renewed or released only by whoever holds it.
+  const RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end";
+  const DELETE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
   return {
     kind: 'redis',
     location: where,
+    get healthy() {
+      return !closed && client.isReady && subscriber.isReady;
+    },
+    get connections() {
+      return connections;
+    },
+    async next(key) {
+      assertOpen();
+      return Number(await client.incr(prefix + key));
+    },
+    async renewIf(key, value, ttlMs) {
+      assertOpen();
+      return Number(await client.eval(RENEW, { keys: [prefix + key], arguments: [value, String(Math.round(ttlMs))] })) === 1;
+    },
+    async deleteIf(key, value) {
+      assertOpen();
+      return Number(await client.eval(DELETE, { keys: [prefix + key], arguments: [value] })) === 1;
+    },
+    async subscriberCounts(channels) {
+      assertOpen();
+      if (channels.length === 0) return [];
+      const r = (await client.pubSubNumSub(channels.map((c) => prefix + c))) as unknown as Record<string, number>;
+      return channels.map((c) => Number(r[prefix + c] ?? 0));
+    },
     async publish(channel, message) {
       assertOpen();
       await client.publish(prefix + channel, JSON.stringify(message ?? null));
@@ -230,7 +326,8 @@ async function openRedisBus(url: string, prefix: string): Promise<Bus> {
     async close() {
       if (closed) return;
       closed = true;
-      await Promise.allSettled([client.close(), subscriber.close()]);
+      // destroy() when not connected: close() would wait for a connection that may never come.
+      await Promise.allSettled([client.isReady ? client.close() : client.destroy(), subscriber.isReady ? subscriber.close() : subscriber.destroy()]);
     },
   };
 }

@@ -15,6 +15,10 @@ const ENV_ALIASES: Record<string, string> = {
   CCTV_NODE_ID: 'node.id',
   DATABASE_URL: 'database.url',
   REDIS_URL: 'redis.url',
+  CCTV_ROLES: 'node.roles',
+  CCTV_MASTER_URL: 'cluster.masterUrl',
+  CCTV_ENROLL_SECRET: 'cluster.enrollSecret',
+  CCTV_ENROLL_TOKEN: 'cluster.enrollToken',
 };
 
 /** CCTV_ variables that are read elsewhere, not config keys. */
@@ -172,7 +176,7 @@ function setPath(target: Record<string, unknown>, path: string, value: unknown):
   cur[keys[keys.length - 1]!] = value;
 }
 
-const ARRAY_KEYS = new Set(['sfu.ice.hostAddresses', 'sfu.ice.announcedAddresses']);
+const ARRAY_KEYS = new Set(['node.roles', 'sfu.ice.hostAddresses', 'sfu.ice.announcedAddresses']);
 
 /** Applies CCTV_* (and DATABASE_URL) overrides to a raw config object, in place. */
 export function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): void {

@@ -78,10 +78,23 @@ export const CameraSchema = z.strictObject({
   /** A disabled camera is kept but not run; default true. */
   enabled: z.boolean().default(true),
   source: CameraSourceSchema,
+  /** Where the camera may run in a cluster; default anywhere. */
+  placement: z
+    .strictObject({
+      /** Run on this camera-node only (a Pi camera is attached to one machine; an RTP source sends to one). */
+      node: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/).optional(),
+      /** Labels the camera-node must have (e.g. site: shop). */
+      require: z.record(z.string(), z.string()).default({}),
+      /** Labels preferred when several camera-nodes fit. */
+      prefer: z.record(z.string(), z.string()).default({}),
+    })
+    .prefault({}),
 });
 export type CameraConfig = z.infer<typeof CameraSchema>;
 /** What a client sends; defaults not yet applied. */
 export type CameraInput = z.input<typeof CameraSchema>;
+
+export const ROLES = ['signaling', 'sfu', 'camera-node'] as const;
 
 const limit = z.strictObject({ max: z.number().int().min(1), windowS: z.number().int().min(1).max(86_400) });
 
@@ -92,6 +105,8 @@ export const ConfigSchema = z.strictObject({
     .strictObject({
       /** This node's id in the registry; default the host name. */
       id: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/).default(() => hostname().replace(/[^a-zA-Z0-9_.-]/g, '-').slice(0, 64) || 'node'),
+      /** Roles this process runs; default all of them (the one-machine mode). */
+      roles: z.array(z.enum(ROLES)).min(1).default([...ROLES]),
       /** Free-form labels used by placement (e.g. site: shop). */
       labels: z.record(z.string(), z.string()).default({}),
     })
@@ -236,6 +251,24 @@ export const ConfigSchema = z.strictObject({
         .prefault({}),
       /** Lifetime of the tokens POST /api/auth/token issues, in s; default 3600. */
       shortTokenTtlS: z.number().int().min(60).max(86_400 * 30).default(3600),
+    })
+    .prefault({}),
+  cluster: z
+    .strictObject({
+      /** Where a node enrols and reaches the master's API (a signaling instance), e.g. https://master:8080. */
+      masterUrl: z.string().regex(/^https?:\/\/[^\s]+$/, 'must be an http(s) URL').optional(),
+      /** SHA-256 fingerprint of the master's certificate (as it prints it), pinned by nodes for a self-signed one. */
+      masterFingerprint: z.string().regex(/^([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$/, 'must be 32 colon-separated hex bytes').optional(),
+      /** A secret shared by the deployment that lets a node enrol (CCTV_ENROLL_SECRET); or use a one-time token. */
+      enrollSecret: z.string().min(16).optional(),
+      /** A one-time enrolment token made by an admin (CCTV_ENROLL_TOKEN). */
+      enrollToken: z.string().min(8).optional(),
+      /** A node missing its heartbeats this long is dead, ms; default 3000. */
+      leaseMs: z.number().int().min(500).max(60_000).default(3000),
+      /** Heartbeat period, ms; default 1000. */
+      heartbeatMs: z.number().int().min(100).max(30_000).default(1000),
+      /** Clock offsets beyond this raise a warning, ms; default 100. */
+      clockWarningMs: z.number().int().min(1).max(60_000).default(100),
     })
     .prefault({}),
   /** On a first start with no cameras, add the synthetic test camera `demo`; default true. */

@@ -1,6 +1,25 @@
 import { mkdirSync } from 'node:fs';
 import { redactUrl } from '../log.js';
-import { InvalidStateError } from '../errors.js';
+import { InvalidStateError, UnavailableError } from '../errors.js';
+
+// What postgres.js and Node say when the server cannot be reached or went away mid-query.
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH',
+  'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'CONNECT_TIMEOUT',
+  '57P01', '57P02', '57P03', '08000', '08001', '08003', '08006',
+]);
+
+/** Whether an error means the database cannot be reached now (as opposed to a bad statement). */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  if (error instanceof UnavailableError) return error.reason === 'DATABASE_UNAVAILABLE';
+  const code = (error as { code?: unknown })?.code;
+  return typeof code === 'string' && CONNECTION_CODES.has(code);
+}
+
+function unavailable(error: unknown): unknown {
+  if (!isDatabaseUnavailable(error) || error instanceof UnavailableError) return error;
+  return new UnavailableError('DATABASE_UNAVAILABLE', `the database is unavailable (${(error as Error).message}); try again when it is back`, 5, { cause: error });
+}
 
 /** Something SQL can be sent to: the database, or a transaction on it. Parameters are `$1`, `$2`, … */
 export interface Queryable {
@@ -48,7 +67,7 @@ async function openPostgres(url: string, max: number): Promise<Database> {
   const sql = postgres(url, {
     max,
     onnotice: () => {},
-    connect_timeout: 10,
+    connect_timeout: 5,
     types: {
       bigint: { to: INT8, from: [INT8], serialize: (v: unknown) => String(v), parse: (v: string) => Number(v) },
     },
@@ -56,8 +75,12 @@ async function openPostgres(url: string, max: number): Promise<Database> {
   let closed = false;
   const run = async <T>(q: { unsafe: (s: string, p?: never[]) => Promise<unknown> }, text: string, params?: readonly unknown[]): Promise<T[]> => {
     if (closed) throw new InvalidStateError('database is closed');
-    const rows = (await q.unsafe(text, (params ?? []) as never[])) as unknown as T[];
-    return Array.from(rows);
+    try {
+      const rows = (await q.unsafe(text, (params ?? []) as never[])) as unknown as T[];
+      return Array.from(rows);
+    } catch (error) {
+      throw unavailable(error);
+    }
   };
   // Fail now, with the address, rather than at the first query.
   try {
@@ -72,11 +95,17 @@ async function openPostgres(url: string, max: number): Promise<Database> {
     query: (text, params) => run(sql, text, params),
     async exec(text) {
       if (closed) throw new InvalidStateError('database is closed');
-      await sql.unsafe(text).simple();
+      await sql.unsafe(text).simple().catch((error: unknown) => {
+        throw unavailable(error);
+      });
     },
     async transaction(fn) {
       if (closed) throw new InvalidStateError('database is closed');
-      return (await sql.begin(async (tx) => fn({ query: (text, params) => run(tx as never, text, params) }))) as never;
+      try {
+        return (await sql.begin(async (tx) => fn({ query: (text, params) => run(tx as never, text, params) }))) as never;
+      } catch (error) {
+        throw unavailable(error);
+      }
     },
     async close() {
       if (closed) return;

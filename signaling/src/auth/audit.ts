@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
-import { createLogger, type Database } from '@cctv/core';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { canonicalJson, createLogger, isDatabaseUnavailable, type Database } from '@cctv/core';
 
 const log = createLogger('signaling:audit');
 
@@ -27,7 +29,14 @@ export const AuditAction = {
   CameraCreated: 'camera.created',
   CameraChanged: 'camera.changed',
   CameraDeleted: 'camera.deleted',
+  CameraChangeFailed: 'camera.change_failed',
   SettingsChanged: 'settings.changed',
+  NodeEnrolled: 'node.enrolled',
+  NodeEnrollmentRefused: 'node.enrollment_refused',
+  NodeEnrollmentTokenCreated: 'node.enrollment_token_created',
+  NodeDrained: 'node.drained',
+  NodeUndrained: 'node.undrained',
+  NodeRevoked: 'node.revoked',
   LiveStarted: 'view.live_started',
   ArchivePlayed: 'view.archive_played',
   Exported: 'view.exported',
@@ -53,7 +62,10 @@ export interface AuditEntry {
 }
 
 export type AuditInput = Omit<AuditEntry, 'seq' | 'at' | 'prevHash' | 'hash' | 'target' | 'cameraId' | 'ip' | 'details'> &
-  Partial<Pick<AuditEntry, 'target' | 'cameraId' | 'ip' | 'details'>>;
+  Partial<Pick<AuditEntry, 'target' | 'cameraId' | 'ip' | 'details'>> & {
+    /** When it happened, when not now (an entry kept while the database was away). */
+    at?: Date;
+  };
 
 /** The hash before the first entry. */
 export const GENESIS = '0'.repeat(64);
@@ -86,18 +98,9 @@ const toEntry = (r: Row): AuditEntry => ({
   hash: r.hash,
 });
 
-/** JSON with object keys sorted, so the same entry always hashes the same. */
-function canonical(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
-  if (v && typeof v === 'object' && !(v instanceof Date)) {
-    return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`).join(',')}}`;
-  }
-  return JSON.stringify(v instanceof Date ? v.toISOString() : v);
-}
-
 /** hash = SHA-256(previous hash, newline, the entry's fields as canonical JSON). */
 export function entryHash(prevHash: string, e: Omit<AuditEntry, 'prevHash' | 'hash'>): string {
-  const body = canonical({ seq: e.seq, at: e.at.toISOString(), actor: e.actor, actorKind: e.actorKind, action: e.action, target: e.target, cameraId: e.cameraId, ip: e.ip, details: e.details });
+  const body = canonicalJson({ seq: e.seq, at: e.at.toISOString(), actor: e.actor, actorKind: e.actorKind, action: e.action, target: e.target, cameraId: e.cameraId, ip: e.ip, details: e.details });
   return createHash('sha256').update(`${prevHash}\n${body}`).digest('hex');
 }
 
@@ -129,13 +132,94 @@ const LOCK_KEY = 7_244_213_002;
  */
 export class AuditLog {
   readonly #db: Database;
+  /** Entries not yet written because the database was away, oldest first; also on disk. */
+  readonly #backlog: AuditInput[] = [];
+  readonly #backlogFile: string | null;
+  #flushing = false;
+  #timer: NodeJS.Timeout | undefined;
 
-  constructor(db: Database) {
+  /** `backlogFile`: where entries wait while the database is away (they survive a restart). */
+  constructor(db: Database, backlogFile: string | null = null) {
     this.#db = db;
+    this.#backlogFile = backlogFile;
+    if (backlogFile) {
+      try {
+        const saved = JSON.parse(readFileSync(backlogFile, 'utf8')) as Array<AuditInput & { at: string }>;
+        for (const e of saved) this.#backlog.push({ ...e, at: new Date(e.at) });
+      } catch {
+        // none kept
+      }
+      this.#timer = setInterval(() => void this.flush(), 2000);
+      this.#timer.unref();
+    }
   }
 
-  /** Appends an entry. Never throws: a failure is logged (the action it records has happened). */
+  /** Entries waiting for the database. */
+  get backlog(): number {
+    return this.#backlog.length;
+  }
+
+  /**
+   * Appends an entry. Never throws: while the database is away the entry waits (in order, on disk) and is
+   * written when it returns, with the time it happened; any other failure is logged.
+   */
   async append(input: AuditInput): Promise<AuditEntry | null> {
+    const entry = { ...input, at: input.at ?? new Date() };
+    if (this.#backlog.length) {
+      // Behind entries that wait: the chain keeps the order things happened in.
+      this.#keep(entry);
+      void this.flush();
+      return null;
+    }
+    const r = await this.#write(entry);
+    if (r === 'unavailable') {
+      this.#keep(entry);
+      return null;
+    }
+    return r;
+  }
+
+  #keep(entry: AuditInput): void {
+    this.#backlog.push(entry);
+    if (this.#backlogFile) {
+      try {
+        mkdirSync(dirname(this.#backlogFile), { recursive: true });
+        writeFileSync(this.#backlogFile + '.tmp', JSON.stringify(this.#backlog));
+        renameSync(this.#backlogFile + '.tmp', this.#backlogFile);
+      } catch (error) {
+        log.error({ err: error }, 'cannot keep an audit entry on disk');
+      }
+    }
+    if (this.#backlog.length === 1) log.warn({ action: entry.action }, 'the database is unavailable: audit entries wait and are written when it returns');
+  }
+
+  /** Writes the entries that waited, in order; stops at the first that cannot be written yet. */
+  async flush(): Promise<void> {
+    if (this.#flushing || this.#backlog.length === 0) return;
+    this.#flushing = true;
+    try {
+      while (this.#backlog.length) {
+        const r = await this.#write(this.#backlog[0]!);
+        if (r === 'unavailable') return;
+        this.#backlog.shift();
+        if (this.#backlogFile) {
+          writeFileSync(this.#backlogFile + '.tmp', JSON.stringify(this.#backlog));
+          renameSync(this.#backlogFile + '.tmp', this.#backlogFile);
+        }
+      }
+      log.info('audit entries that waited for the database are written');
+    } catch (error) {
+      log.error({ err: error }, 'cannot update the audit backlog file');
+    } finally {
+      this.#flushing = false;
+    }
+  }
+
+  close(): void {
+    clearInterval(this.#timer);
+  }
+
+  async #write(input: AuditInput): Promise<AuditEntry | null | 'unavailable'> {
     try {
       return await this.#db.transaction(async (tx) => {
         await tx.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEY]);
@@ -143,7 +227,7 @@ export class AuditLog {
         const e = {
           seq: (last ? Number(last.seq) : 0) + 1,
           // Millisecond precision, as Postgres gives it back (timestamptz keeps microseconds).
-          at: new Date(Math.floor(Date.now())),
+          at: new Date(Math.floor((input.at ?? new Date()).getTime())),
           actor: input.actor,
           actorKind: input.actorKind,
           action: input.action,
@@ -162,6 +246,7 @@ export class AuditLog {
         return { ...e, prevHash, hash };
       });
     } catch (error) {
+      if (isDatabaseUnavailable(error)) return 'unavailable';
       log.error({ err: error, action: input.action }, 'could not write an audit entry');
       return null;
     }

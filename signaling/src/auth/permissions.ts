@@ -26,6 +26,10 @@ export const Permission = {
   SettingsManage: 'settings:manage',
   /** Read Prometheus metrics. */
   MetricsRead: 'metrics:read',
+  /** See the cluster: nodes, their load and clocks, placements. */
+  NodesRead: 'nodes:read',
+  /** Drain, undrain and revoke nodes; make enrolment tokens. */
+  NodesManage: 'nodes:manage',
 } as const;
 export type Permission = (typeof Permission)[keyof typeof Permission];
 export const ALL_PERMISSIONS = Object.values(Permission);
@@ -40,7 +44,7 @@ export type Role = (typeof ROLES)[number];
 /** What each role may do (on every camera, unless the user's grants narrow it). */
 export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
   admin: ALL_PERMISSIONS,
-  operator: [Permission.CamerasRead, Permission.CamerasManage, Permission.Live, Permission.Archive, Permission.Export, Permission.Control],
+  operator: [Permission.CamerasRead, Permission.CamerasManage, Permission.Live, Permission.Archive, Permission.Export, Permission.Control, Permission.NodesRead],
   viewer: [Permission.CamerasRead, Permission.Live, Permission.Archive],
 };
 

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
-import { randomBytes } from 'node:crypto';
-import { createLogger, type Bus, type Config, type Database } from '@cctv/core';
+import { createHash, randomBytes } from 'node:crypto';
+import { createLogger, isDatabaseUnavailable, type Bus, type Config, type Database } from '@cctv/core';
 import { ApiError } from '../errors.js';
 import { AuditAction, AuditLog } from './audit.js';
 import { Lockout, RateLimiter } from './rateLimit.js';
@@ -34,7 +34,13 @@ export interface AuthDeps {
   db: Database;
   bus: Bus;
   config: Readonly<Config>;
+  /** Where audit entries wait while the database is away (default: kept in memory only). */
+  auditBacklogFile?: string;
 }
+
+/** How long a signed-in caller stays recognised while the database is away, ms. */
+const OUTAGE_GRACE_MS = 60 * 60_000;
+const OUTAGE_CACHE_SIZE = 10_000;
 
 /**
  * Users, sessions, tokens, 2FA, lockout and the audit log behind one door. Resolves who makes a request
@@ -50,6 +56,8 @@ export class AuthService {
   readonly #db: Database;
   readonly #config: Readonly<Config>;
   #security: SecuritySettings = DEFAULT_SECURITY;
+  /** Callers recognised lately, by a hash of their credential (used only while the database is away). */
+  readonly #recent = new Map<string, { p: Principal; at: number }>();
 
   constructor(deps: AuthDeps) {
     this.#db = deps.db;
@@ -57,7 +65,7 @@ export class AuthService {
     this.users = new UserStore(deps.db);
     this.sessions = new SessionStore(deps.db);
     this.tokens = new TokenStore(deps.db);
-    this.audit = new AuditLog(deps.db);
+    this.audit = new AuditLog(deps.db, deps.auditBacklogFile ?? null);
     this.limiter = new RateLimiter(deps.bus);
     this.#lockout = new Lockout(deps.bus, deps.config.security.lockout);
   }
@@ -105,8 +113,35 @@ export class AuthService {
     return this.#security.require2fa.all || this.#security.require2fa.roles.includes(role);
   }
 
-  /** Who makes the request: from `Authorization: Bearer`, else the session cookie, else anonymous. */
+  /**
+   * Who makes the request: from `Authorization: Bearer`, else the session cookie, else anonymous. While
+   * the database is away, a caller recognised in the last hour is still recognised as it was (nothing
+   * can be revoked meanwhile: revoking needs the database too), so people can keep watching.
+   */
   async resolve(req: IncomingMessage): Promise<Principal> {
+    const credential = req.headers.authorization ?? readCookie(req.headers.cookie, SESSION_COOKIE);
+    const key = credential ? createHash('sha256').update(credential).digest('base64url') : null;
+    try {
+      const p = await this.#resolve(req);
+      if (key && p.kind !== 'anonymous') {
+        this.#recent.delete(key);
+        this.#recent.set(key, { p, at: Date.now() });
+        if (this.#recent.size > OUTAGE_CACHE_SIZE) this.#recent.delete(this.#recent.keys().next().value!);
+      }
+      return p;
+    } catch (error) {
+      const hit = key ? this.#recent.get(key) : undefined;
+      if (isDatabaseUnavailable(error) && hit && Date.now() - hit.at < OUTAGE_GRACE_MS) return hit.p;
+      throw error;
+    }
+  }
+
+  /** Stops the audit backlog's timer. */
+  close(): void {
+    this.audit.close();
+  }
+
+  async #resolve(req: IncomingMessage): Promise<Principal> {
     const auth = req.headers.authorization;
     if (auth !== undefined) {
       const m = /^Bearer\s+(\S+)$/i.exec(auth);

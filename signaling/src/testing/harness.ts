@@ -2,7 +2,8 @@ import inject from 'light-my-request';
 import { CameraState, loadConfig, migrate, openBus, openDatabase, type Bus, type CameraStatus, type ConfigInput, type Database } from '@cctv/core';
 import { buildApp, type AppDeps } from '../app.js';
 import { CameraStore } from '../cameras.js';
-import type { CameraRuntime, WhepTarget } from '../local.js';
+import type { CameraRuntime, WhepTarget } from '../cluster/runtime.js';
+import { createCluster, type Cluster } from '../cluster/cluster.js';
 import { AuthService, SESSION_COOKIE } from '../auth/service.js';
 import type { Role } from '../auth/permissions.js';
 
@@ -17,6 +18,8 @@ export interface Harness {
   store: CameraStore;
   auth: AuthService;
   whep: FakeWhep;
+  /** The real cluster parts (registry, master, nodes) on the in-process bus; no node runs. */
+  cluster: Cluster;
   deps: AppDeps;
   /** A user with a password (created once per name). */
   user(username: string, role: Role, cameras?: Record<string, string[]> | null): Promise<{ id: string; password: string }>;
@@ -65,11 +68,12 @@ export async function harness(overrides: ConfigInput = {}): Promise<Harness> {
   const store = new CameraStore(db);
   const whep = new FakeWhep();
   const runtime: CameraRuntime = { status: liveStatus };
-  const deps: AppDeps = { config, db, store, runtime, whep, auth, webDir: null, version: 'test' };
+  const cluster = await createCluster({ db, bus, config, store, id: 'signaling-test' });
+  const deps: AppDeps = { config, db, store, runtime, whep, auth, cluster, webDir: null, version: 'test' };
   const app = buildApp(deps);
   const passwords = new Map<string, { id: string; password: string }>([['admin', { id: (await auth.users.getByName('admin'))!.id, password: 'admin-password-0' }]]);
   return {
-    app, db, bus, store, auth, whep, deps,
+    app, db, bus, store, auth, whep, cluster, deps,
     async user(username, role, cameras = null) {
       const known = passwords.get(username);
       if (known) return known;
@@ -91,6 +95,7 @@ export async function harness(overrides: ConfigInput = {}): Promise<Harness> {
       return { authorization: `Bearer ${token}`, host: HOST };
     },
     async close() {
+      await cluster.close();
       await bus.close();
       await db.close();
     },

@@ -1,0 +1,72 @@
+import { canonicalJson, createLogger, type CameraAssignment, type Config, type NodeAgent } from '@cctv/core';
+import { CameraNode } from './cameraNode.js';
+
+const log = createLogger('camera-node:role');
+
+export interface CameraNodeRoleOptions {
+  config: Readonly<Config>;
+  dataDir: string;
+  /** The process's cluster agent (started by the caller once every role is in). */
+  agent: NodeAgent;
+}
+
+export interface CameraNodeRole {
+  node: CameraNode;
+  /** Resolves when the assignments received so far are applied. */
+  settled(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Runs cameras as a node of the cluster: the master's assignment says which cameras run here and where
+ * each one's RTP goes; it is applied without restarts (a camera whose config is unchanged keeps its
+ * ffmpeg, a new target only moves its RTP), kept on disk, and applied again at start, so the cameras
+ * keep streaming while the master, Redis or Postgres is away. State changes are published at once.
+ */
+export async function startCameraNodeRole(o: CameraNodeRoleOptions): Promise<CameraNodeRole> {
+  const node = new CameraNode({ settings: o.config.cameraNode, dataDir: o.dataDir });
+  await node.initialize();
+  let chain: Promise<unknown> = Promise.resolve();
+  const apply = (cameras: CameraAssignment[]): Promise<void> => {
+    const next = chain.then(async () => {
+      const want = new Map(cameras.map((c) => [c.config.id, c]));
+      for (const c of node.cameras()) if (!want.has(c.id)) await node.removeCamera(c.id);
+      for (const [id, a] of want) {
+        if (!node.has(id)) {
+          await node.addCamera(a.config, a.target);
+          continue;
+        }
+        const cam = node.get(id);
+        if (canonicalJson(cam.config) !== canonicalJson(a.config)) await node.updateCamera(a.config);
+        node.setTarget(id, a.target);
+      }
+    });
+    chain = next.catch(() => {});
+    return next;
+  };
+
+  const { agent } = o;
+  agent.contribute(() => {
+    const cameras = node.statuses();
+    return { cameras, ingressBps: cameras.reduce((n, c) => n + c.input.bitrateKbps * 1000, 0) };
+  });
+  agent.on('command', (c) => {
+    if (c.type !== 'camera-node.assign') return;
+    void apply(c.cameras)
+      .then(() => {
+        agent.appliedVersion = c.version;
+      })
+      .catch((error: unknown) => log.error({ err: error }, 'could not apply the camera assignment'));
+  });
+  node.on('camerastate', (status) => void agent.publish({ type: 'camera.status', node: agent.id, status }));
+  return {
+    node,
+    async settled() {
+      await chain;
+    },
+    async close() {
+      await chain.catch(() => {});
+      await node.close();
+    },
+  };
+}

@@ -1,0 +1,59 @@
+import { createLogger, joinCluster, type Bus, type Config, type NodeAgent } from '@cctv/core';
+import { startCameraNodeRole, type CameraNode } from '@cctv/camera-node';
+import { startSfuRole, type Sfu } from '@cctv/sfu';
+import { VERSION } from './system.js';
+
+const log = createLogger('node');
+
+/** A node process without signaling: an SFU, a camera-node, or both. */
+export interface RunningNode {
+  id: string;
+  bus: Bus;
+  agent: NodeAgent;
+  sfu: Sfu | null;
+  cameraNode: CameraNode | null;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the roles of `node.roles` (sfu, camera-node) as a node of a cluster: enrols with the master on
+ * the first start, then heartbeats over Redis and does what the master assigns. It keeps running on its
+ * last assignment while Redis or the master is away.
+ */
+export async function startNode(config: Readonly<Config>): Promise<RunningNode> {
+  const roles = config.node.roles;
+  const m = await joinCluster(config, roles, VERSION);
+  const closers: Array<() => Promise<void>> = [() => m.bus.close(), () => m.agent.close()];
+  const closeAll = async () => {
+    for (const c of closers.reverse()) await c().catch((error: unknown) => log.warn({ err: error }, 'error while stopping'));
+    closers.length = 0;
+  };
+  try {
+    let sfu: Sfu | null = null;
+    let cameraNode: CameraNode | null = null;
+    if (roles.includes('sfu')) {
+      const role = await startSfuRole({ config, dataDir: m.dataDir, agent: m.agent });
+      closers.push(() => role.close());
+      sfu = role.sfu;
+    }
+    if (roles.includes('camera-node')) {
+      const role = await startCameraNodeRole({ config, dataDir: m.dataDir, agent: m.agent });
+      closers.push(() => role.close());
+      cameraNode = role.node;
+    }
+    await m.agent.start();
+    log.info({ node: m.identity.id, roles, bus: m.bus.location }, 'node running');
+    let closed = false;
+    return {
+      id: m.identity.id, bus: m.bus, agent: m.agent, sfu, cameraNode,
+      async close() {
+        if (closed) return;
+        closed = true;
+        await closeAll();
+      },
+    };
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+}
