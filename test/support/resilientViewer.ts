@@ -18,6 +18,8 @@ export interface ResilientViewer {
   keyframeAfter(t: number, timeoutMs?: number): Promise<number>;
   /** Resolves with the arrival time of the first packet after `t` (ms). */
   packetAfter(t: number, timeoutMs?: number): Promise<number>;
+  /** The longest time without a packet between `from` and `to` (ms), as seen by the viewer. */
+  longestSilence(from: number, to: number): number;
   close(): Promise<void>;
 }
 
@@ -74,7 +76,7 @@ export async function watchResilient(o: ResilientOptions): Promise<ResilientView
             count++;
             last = now;
             packetTimes.push(now);
-            if (packetTimes.length > 2000) packetTimes.splice(0, 1000);
+            if (packetTimes.length > 200_000) packetTimes.splice(0, 100_000);
             const payload = rtp.payload;
             if (startsKeyframe(payload)) inKeyframe = true;
             if (rtp.header.marker) {
@@ -134,6 +136,17 @@ export async function watchResilient(o: ResilientOptions): Promise<ResilientView
     reconnects: () => Math.max(0, sessions - 1),
     keyframeAfter: (t, timeoutMs = 15_000) => waitFor(() => keyframes.find((k) => k > t), 'keyframe', timeoutMs),
     packetAfter: (t, timeoutMs = 15_000) => waitFor(() => packetTimes.find((k) => k > t), 'packet', timeoutMs),
+    longestSilence(from, to) {
+      let prev = from;
+      let longest = 0;
+      for (const t of packetTimes) {
+        if (t < from) continue;
+        if (t > to) break;
+        longest = Math.max(longest, t - prev);
+        prev = t;
+      }
+      return Math.max(longest, to - prev);
+    },
     async close() {
       closed = true;
       clearInterval(timer);

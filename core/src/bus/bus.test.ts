@@ -60,4 +60,34 @@ describe.each(['redis', 'memory'] as const)('bus on %s', (kind) => {
     await sleep(50);
     expect(got).toHaveLength(2);
   });
+
+  it('renews and releases a lease only for its holder; counts only up; counts subscribers', async () => {
+    expect(await bus.setIfAbsent('lease', 'me:1', 200)).toBe(true);
+    expect(await other.renewIf('lease', 'you:2', 5000)).toBe(false);
+    expect(await bus.renewIf('lease', 'me:1', 5000)).toBe(true);
+    expect(await bus.ttl('lease')).toBeGreaterThan(1000);
+    expect(await other.deleteIf('lease', 'you:2')).toBe(false);
+    expect(await bus.deleteIf('lease', 'me:1')).toBe(true);
+    expect(await bus.get('lease')).toBeNull();
+    const n1 = await bus.next('epoch');
+    expect(await other.next('epoch')).toBe(n1 + 1);
+    expect(await bus.ttl('epoch')).toBe(-1);
+    expect(await bus.subscriberCounts(['alive:x', 'alive:y'])).toEqual([0, 0]);
+    const off = await other.subscribe('alive:x', () => {});
+    expect(await bus.subscriberCounts(['alive:x', 'alive:y'])).toEqual([1, 0]);
+    await off();
+    expect(await bus.subscriberCounts(['alive:x'])).toEqual([0]);
+    expect(bus.healthy).toBe(true);
+    expect(bus.connections).toBeGreaterThan(0);
+  });
+});
+
+describe('bus on a Redis that is not there', () => {
+  it('stops start-up with the address, or starts anyway when asked to be lazy', async () => {
+    await expect(openBus({ url: 'redis://127.0.0.1:1', connectTimeoutMs: 300 })).rejects.toThrow(/cannot connect to Redis at redis:\/\/127\.0\.0\.1:1/);
+    const lazy = await openBus({ url: 'redis://127.0.0.1:1', connectTimeoutMs: 300, lazy: true });
+    expect(lazy.healthy).toBe(false);
+    await expect(lazy.get('k')).rejects.toThrow();
+    await lazy.close();
+  });
 });

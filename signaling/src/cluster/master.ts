@@ -57,6 +57,9 @@ class FencedError extends Error {
   override name = 'FencedError';
 }
 
+/** Smoothed CPU above which a node sheds cameras (when it stays there a minute). */
+const OVERLOAD_CPU = 0.9;
+
 /** Resend an assignment a node does not report running after this, ms. */
 const RESEND_MS = 3000;
 
@@ -75,7 +78,7 @@ export class Master extends TypedEmitter<MasterEvents> {
   #placements = new Map<string, PlacementRecord>();
   readonly #sentCameraNode = new Map<string, { hash: string; at: number; startedAt: number }>();
   readonly #sfuRooms = new Map<string, { key: string; startedAt: number; ports: Record<string, number> }>();
-  readonly #cpu = new Map<string, { v: number; at: number }>();
+  readonly #cpu = new Map<string, { v: number; at: number; overSince: number | null }>();
   readonly #recent: MoveRecord[] = [];
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> | null = null;
@@ -215,7 +218,9 @@ export class Master extends TypedEmitter<MasterEvents> {
     // A process starting up (loading, compiling) says nothing of the machine's load.
     if (n.receivedAt - n.heartbeat.startedAt < 15_000) return;
     const prev = this.#cpu.get(n.id);
-    this.#cpu.set(n.id, { v: smooth(prev?.v, n.heartbeat.load.cpu, prev ? n.receivedAt - prev.at : 0), at: n.receivedAt });
+    const v = smooth(prev?.v, n.heartbeat.load.cpu, prev ? n.receivedAt - prev.at : 0);
+    const over = v > OVERLOAD_CPU;
+    this.#cpu.set(n.id, { v, at: n.receivedAt, overSince: over ? (prev?.overSince ?? n.receivedAt) : null });
   }
 
   #candidates(): Candidate[] {
@@ -225,7 +230,8 @@ export class Master extends TypedEmitter<MasterEvents> {
       labels: n.heartbeat.labels,
       alive: n.state === 'alive',
       drained: this.#o.nodes.get(n.id)?.drained ?? false,
-      cpu: this.#cpu.get(n.id)?.v ?? n.heartbeat.load.cpu,
+      cpu: this.#cpu.get(n.id)?.v ?? 0,
+      overloadedMs: this.#cpu.get(n.id)?.overSince ? Date.now() - this.#cpu.get(n.id)!.overSince! : 0,
       cpus: n.heartbeat.load.cpus,
       ingressBps: n.heartbeat.load.ingressBps,
       viewers: n.heartbeat.load.viewers,
@@ -253,7 +259,9 @@ export class Master extends TypedEmitter<MasterEvents> {
       const sfus = runs('sfu', cam.id);
       const cameraNode = db?.cameraNode && cns.includes(db.cameraNode) ? db.cameraNode : (cns[0] ?? db?.cameraNode ?? null);
       const sfu = db?.sfu && sfus.includes(db.sfu) ? db.sfu : (sfus[0] ?? db?.sfu ?? null);
-      this.#placements.set(cam.id, { camera: cam.id, cameraNode, sfu, problem: null, since: now });
+      const was = this.published.placements.find((p) => p.camera === cam.id);
+      const since = was && was.cameraNode === cameraNode && was.sfu === sfu ? was.since : now;
+      this.#placements.set(cam.id, { camera: cam.id, cameraNode, sfu, problem: null, since });
     }
     this.#imported = true;
   }
@@ -265,7 +273,7 @@ export class Master extends TypedEmitter<MasterEvents> {
     const epoch = leadership.epoch;
     if (!this.#imported) await this.#importCurrent();
     const now = Date.now();
-    const { placements, moves: moved } = place(this.#cameras, this.#candidates(), this.#placements, { now });
+    const { placements, moves: moved } = place(this.#cameras, this.#candidates(), this.#placements, { now, overloadCpu: OVERLOAD_CPU });
     if (!leadership.isLeader || leadership.epoch !== epoch) return;
 
     const next = new Map<string, PlacementRecord>();

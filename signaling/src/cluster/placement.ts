@@ -9,6 +9,8 @@ export interface Candidate {
   drained: boolean;
   /** CPU share smoothed over about a minute (0–1): short spikes do not move cameras. */
   cpu: number;
+  /** How long the smoothed CPU has been above the overload mark, ms (0: it is not). */
+  overloadedMs?: number;
   cpus: number;
   ingressBps: number;
   viewers: number;
@@ -34,8 +36,12 @@ export interface Move {
 
 export interface PlaceOptions {
   now: number;
-  /** A node whose smoothed CPU is above this sheds one camera per round to a node below `targetCpu`. */
+  /**
+   * A node whose smoothed CPU has been above this for `overloadHoldMs` sheds one camera per round to a
+   * node below `targetCpu`.
+   */
   overloadCpu?: number;
+  overloadHoldMs?: number;
   targetCpu?: number;
   /** A camera moved for load is not moved for load again within this, ms. */
   rebalanceCooldownMs?: number;
@@ -86,6 +92,7 @@ export function place(
   const overload = o.overloadCpu ?? 0.9;
   const target = o.targetCpu ?? 0.6;
   const cooldown = o.rebalanceCooldownMs ?? 10 * 60_000;
+  const hold = o.overloadHoldMs ?? 60_000;
   const byId = new Map(nodes.map((n) => [n.id, n]));
   const out = new Map<string, Placement>();
   const moves: Move[] = [];
@@ -117,7 +124,7 @@ export function place(
     else {
       const misfit = cameraNodeFit(cam, curNode);
       if (misfit) reason = attached && !curNode.alive && !cam.placement.node ? null : misfit;
-      else if (!attached && !cam.placement.node && curNode.cpu > overload && !shedThisRound.has(curNode.id) && (rebalancedAt === undefined || o.now - rebalancedAt > cooldown)) {
+      else if (!attached && !cam.placement.node && curNode.cpu > overload && (curNode.overloadedMs ?? 0) >= hold && !shedThisRound.has(curNode.id) && (rebalancedAt === undefined || o.now - rebalancedAt > cooldown)) {
         reason = `${curNode.id} is overloaded`;
       }
     }
