@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { decodeBase32 } from '@oslojs/encoding';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '@cctv/core';
+import { loadConfig, type Config } from '@cctv/core';
 import { startSystem, type System } from '@cctv/signaling';
 import { totpNow } from '../../signaling/src/auth/users.js';
 import { launchChromium } from '../support/browser.js';
@@ -13,6 +13,7 @@ import { launchChromium } from '../support/browser.js';
 // self-signed certificate made on first start, the embedded database, the synthetic demo camera, the
 // built web app, sign-in required.
 let dir: string;
+let config: Config;
 let system: System;
 let browser: Browser;
 let context: BrowserContext;
@@ -21,7 +22,7 @@ const PASSWORD = 'e2e-admin-password';
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'cctv-e2e-'));
-  const config = loadConfig({ env: {}, overrides: { http: { host: '127.0.0.1', port: 0 }, dataDir: dir, sfu: { ice: { loopback: true, hostAddresses: ['127.0.0.1'] } } } });
+  config = loadConfig({ env: {}, overrides: { http: { host: '127.0.0.1', port: 0 }, dataDir: dir, sfu: { ice: { loopback: true, hostAddresses: ['127.0.0.1'] } } } });
   system = await startSystem({ config, adminPassword: PASSWORD });
   browser = await launchChromium();
   // The certificate is self-signed: a person accepts it once in the browser; the test does the same.
@@ -156,5 +157,55 @@ describe('dashboard in Chromium', () => {
     expect(text).toContain('view.live_started');
     await page.getByTestId('audit-verify').click();
     await expect.poll(async () => page.getByTestId('audit-verify-result').textContent()).toMatch(/intact/);
+  });
+
+  it('shows the node on the nodes page; draining it there stops the demo camera, whose tile says why, and undraining brings it back', async () => {
+    const id = config.node.id;
+    await page.getByTestId('nav-nodes').click();
+    await page.waitForURL(/\/nodes$/);
+    const card = page.getByTestId(`node-${id}`);
+    await card.waitFor();
+    expect(await card.getAttribute('data-state')).toBe('alive');
+    expect((await page.getByTestId(`node-roles-${id}`).textContent())!.split(', ').sort()).toEqual(['camera-node', 'sfu', 'signaling']);
+    await page.getByTestId(`node-leader-${id}`).waitFor();
+    expect(await page.getByTestId('cluster-leader').textContent()).toContain(id);
+    expect(await page.getByTestId(`node-clock-${id}`).textContent()).toMatch(/ms from this server/);
+    const version = await page.getByTestId('cluster-config-version').textContent();
+    expect(await page.getByTestId(`node-config-${id}`).textContent()).toBe(`applied ${version} of ${version} · up to date`);
+    expect(await page.getByTestId(`chart-cpu-${id}`).locator('svg').count()).toBe(1);
+
+    // A token for a new camera-node, shown once with the command that enrols it against this server.
+    await page.getByTestId('enroll-submit').click();
+    const command = await page.getByTestId('enroll-command').textContent();
+    expect(command).toMatch(new RegExp(`^CCTV_ROLES=camera-node .*CCTV_MASTER_URL=${url('').replace(/[.]/g, '\\.')} .*CCTV_CLUSTER__MASTER_FINGERPRINT=.* CCTV_ENROLL_TOKEN=cctv_enroll_\\S+ npm start$`));
+
+    // Drained, the one node runs no camera: the demo camera has nowhere to go, and its tile says so.
+    await page.getByTestId(`drain-${id}`).click();
+    await page.getByTestId(`node-drained-${id}`).waitFor();
+    await page.getByTestId('nav-live').click();
+    await expect.poll(async () => page.getByTestId('placement-problem-demo').textContent(), { timeout: 10_000 }).toMatch(/drained/);
+    expect(await page.getByTestId('tile-demo').getAttribute('data-state')).not.toBe('live');
+
+    // Pinned to a node that does not exist, it says so instead; unpinned, it is back to waiting for the drain.
+    await page.getByTestId('placement-demo-edit').click();
+    const editor = page.getByTestId('placement-editor-demo');
+    await editor.locator('input[name="node"]').fill('elsewhere');
+    await page.getByTestId('pin-demo').click();
+    await expect.poll(async () => page.getByTestId('placement-problem-demo').textContent(), { timeout: 10_000 }).toMatch(/pinned to elsewhere/);
+    await page.getByTestId('placement-demo-edit').click();
+    await page.getByTestId('unpin-demo').click();
+    await expect.poll(async () => page.getByTestId('placement-problem-demo').textContent(), { timeout: 10_000 }).toMatch(/drained/);
+
+    await page.getByTestId('nav-nodes').click();
+    await page.getByTestId(`undrain-${id}`).click();
+    await expect.poll(async () => card.getAttribute('data-drained')).toBe('false');
+    await page.getByTestId('nav-live').click();
+    const tile = page.getByTestId('tile-demo');
+    await until(async () => (await tile.getAttribute('data-state')) === 'live', 'the demo tile to be live again');
+    // The frame counter watched the video of before the page changed; count this one's.
+    await page.evaluate(() => delete (window as unknown as { __frames?: unknown }).__frames);
+    const first = await frames('demo');
+    await until(async () => (await frames('demo')).count >= first.count + 10, '10 rendered frames after the undrain');
+    await expect.poll(async () => page.getByTestId('placement-demo').textContent()).toBe(`on ${id} via ${id}`);
   });
 });

@@ -21,6 +21,8 @@ export const PERMISSION_LABEL: Record<Permission, string> = {
   'audit:read': 'Read the audit log',
   'settings:manage': 'Change security settings',
   'metrics:read': 'Read metrics',
+  'nodes:read': 'See the cluster’s nodes',
+  'nodes:manage': 'Drain, revoke and enrol nodes',
 };
 
 /** A short description of a browser from its User-Agent, for the sessions list. */

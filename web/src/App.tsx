@@ -4,6 +4,7 @@ import { AccountPage } from './AccountPage';
 import { AuditPage } from './AuditPage';
 import { AuthStatus, can, refreshAuth, signOut, useAuth } from './auth';
 import { CodePage, EnrollPage, isLoginRoute, LoginPage, LoginRoute } from './LoginPages';
+import { NodesPage } from './NodesPage';
 import { CameraPage, GridPage } from './pages';
 import { Link, navigate, usePath, useSearch } from './router';
 import { SecurityPage } from './SecurityPage';
@@ -16,6 +17,7 @@ const CAMERA_ROUTE = /^\/camera\/([^/]+)\/?$/;
 /** The pages of the header, each shown to those who hold its permission (none: everyone signed in). */
 const NAV: readonly { to: string; label: string; permission?: Permission }[] = [
   { to: '/', label: 'Live' },
+  { to: '/nodes', label: 'Nodes', permission: 'nodes:read' },
   { to: '/users', label: 'Users', permission: 'users:manage' },
   { to: '/security', label: 'Security', permission: 'settings:manage' },
   { to: '/audit', label: 'Audit', permission: 'audit:read' },
@@ -190,6 +192,8 @@ function SignedIn({ me, path }: { me: Me; path: string }) {
           gated('users:manage', <UsersPage me={me} cameras={cameras ?? []} />)
         ) : path === '/security' ? (
           gated('settings:manage', <SecurityPage />)
+        ) : path === '/nodes' ? (
+          gated('nodes:read', <NodesPage me={me} />)
         ) : path === '/audit' ? (
           gated('audit:read', <AuditPage cameras={cameras ?? []} />)
         ) : (

@@ -1,6 +1,41 @@
-import { useId, useState, type FormEvent, type ReactNode } from 'react';
-import { api, ApiError, SOURCE_KINDS, type Camera, type CameraInput, type ServerMessage, type SourceKind } from './api';
+import { useEffect, useId, useState, type FormEvent, type ReactNode } from 'react';
+import { api, ApiError, isQueued, SOURCE_KINDS, type Camera, type CameraInput, type PlacementConfig, type QueuedChange, type ServerMessage, type SourceKind } from './api';
+import { can, useAuth } from './auth';
+import { placementText } from './CameraPlayer';
 import { messageOf } from './ui';
+
+/** What became of a change: refused, or queued while the database is away (neither done nor refused). */
+type Outcome = { tone: 'error' | 'notice'; text: string } | null;
+
+/** The server's words for a queued change, which says it is neither applied nor lost. */
+function queuedText(q: QueuedChange, what: string): string {
+  return `${what}: ${q.error.message}`;
+}
+
+function OutcomeMessage({ outcome, testId }: { outcome: Outcome; testId?: string }) {
+  if (!outcome) return null;
+  return outcome.tone === 'error' ? (
+    <p className="error-text" role="alert" data-testid={testId}>
+      {outcome.text}
+    </p>
+  ) : (
+    <p className="notice" role="status" data-testid={testId}>
+      {outcome.text}
+    </p>
+  );
+}
+
+/** `site=shop, floor=2` → { site: 'shop', floor: '2' }; throws a sentence naming the bad part. */
+function parseLabels(text: string, what: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const eq = part.indexOf('=');
+    const key = eq > 0 ? part.slice(0, eq).trim() : '';
+    if (!key) throw new Error(`${what}: “${part}” is not key=value`);
+    out[key] = part.slice(eq + 1).trim();
+  }
+  return out;
+}
 
 const KIND_LABEL: Record<SourceKind, string> = {
   test: 'Test pattern',
@@ -85,6 +120,7 @@ function Field({ label, name, bad, errorId, hint, required, type = 'text', place
 function AddCameraForm({ apply }: { apply: (change: ServerMessage) => void }) {
   const [kind, setKind] = useState<SourceKind>('test');
   const [error, setError] = useState<ApiError | string | null>(null);
+  const [notice, setNotice] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const errorId = useId();
   const kindId = useId();
@@ -98,9 +134,12 @@ function AddCameraForm({ apply }: { apply: (change: ServerMessage) => void }) {
     const form = new FormData(formEl);
     const input: CameraInput = { id: text(form, 'id') ?? '', name: text(form, 'name'), source: sourceFrom(form, kind) };
     setBusy(true);
+    setNotice(null);
     try {
-      const camera = await api.addCamera(input);
-      apply({ type: 'camera', camera });
+      const answer = await api.addCamera(input);
+      // Queued: checked and accepted, so the form is done with; the camera appears when it is applied.
+      if (isQueued(answer)) setNotice(queuedText(answer, `Camera ${input.id}`));
+      else apply({ type: 'camera', camera: answer });
       setError(null);
       formEl.reset();
       setKind('test');
@@ -179,80 +218,209 @@ function AddCameraForm({ apply }: { apply: (change: ServerMessage) => void }) {
             {typeof error === 'string' ? error : messageOf(error)}
           </p>
         )}
+        <OutcomeMessage outcome={notice ? { tone: 'notice', text: notice } : null} testId="add-camera-notice" />
       </div>
     </form>
   );
 }
 
-function CameraRow({ camera, apply, onError }: { camera: Camera; apply: (change: ServerMessage) => void; onError: (message: string | null) => void }) {
+/** Labels as the editor shows them: `key=value, …`. */
+function labelsText(labels: Record<string, string> | undefined): string {
+  return Object.entries(labels ?? {}).map(([k, v]) => `${k}=${v}`).join(', ');
+}
+
+/**
+ * Pins a camera to a camera-node, or unpins it, with the labels placement requires and prefers. The
+ * whole placement is sent: the server replaces it, it does not merge it.
+ */
+function PlacementEditor({ camera, apply, onOutcome, onDone }: { camera: Camera; apply: (change: ServerMessage) => void; onOutcome: (o: Outcome) => void; onDone: () => void }) {
+  const [nodes, setNodes] = useState<string[]>([]);
+  const [busy, setBusy] = useState(false);
+  const listId = useId();
+  const ids = { node: useId(), require: useId(), prefer: useId() };
+  const mayListNodes = can(useAuth().me, 'nodes:read');
+
+  useEffect(() => {
+    // Suggestions only: without nodes:read the id is typed by hand.
+    if (!mayListNodes) return;
+    let active = true;
+    api.nodes().then(
+      (all) => active && setNodes(all.filter((n) => n.roles.includes('camera-node')).map((n) => n.id)),
+      () => {},
+    );
+    return () => {
+      active = false;
+    };
+  }, [mayListNodes]);
+
+  const send = async (form: HTMLFormElement, pin: boolean): Promise<void> => {
+    const data = new FormData(form);
+    let placement: PlacementConfig;
+    try {
+      const node = String(data.get('node') ?? '').trim();
+      if (pin && !node) throw new Error('name the camera-node to pin it to');
+      placement = {
+        ...(pin ? { node } : {}),
+        require: parseLabels(String(data.get('require') ?? ''), 'Required labels'),
+        prefer: parseLabels(String(data.get('prefer') ?? ''), 'Preferred labels'),
+      };
+    } catch (e) {
+      onOutcome({ tone: 'error', text: `${camera.name}: ${(e as Error).message}` });
+      return;
+    }
+    setBusy(true);
+    try {
+      const answer = await api.updateCamera(camera.id, { placement });
+      if (isQueued(answer)) onOutcome({ tone: 'notice', text: queuedText(answer, camera.name) });
+      else {
+        apply({ type: 'camera', camera: answer });
+        onOutcome(null);
+      }
+      onDone();
+    } catch (e) {
+      onOutcome({ tone: 'error', text: `${camera.name}: ${messageOf(e)}` });
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <form
+      className="placement-editor"
+      aria-label={`Placement of ${camera.name}`}
+      data-testid={`placement-editor-${camera.id}`}
+      noValidate
+      onSubmit={(ev) => {
+        ev.preventDefault();
+        void send(ev.currentTarget, true);
+      }}
+    >
+      <div className="fields">
+        <div className="field">
+          <label htmlFor={ids.node}>Camera-node</label>
+          <input id={ids.node} name="node" list={listId} defaultValue={camera.placementRules?.node ?? camera.placement?.cameraNode ?? ''} autoComplete="off" placeholder="cn1" />
+          <datalist id={listId}>
+            {nodes.map((n) => (
+              <option key={n} value={n} />
+            ))}
+          </datalist>
+        </div>
+        <div className="field">
+          <label htmlFor={ids.require}>
+            Required labels <span className="muted">(key=value, …)</span>
+          </label>
+          <input id={ids.require} name="require" defaultValue={labelsText(camera.placementRules?.require)} autoComplete="off" placeholder="site=shop" />
+        </div>
+        <div className="field">
+          <label htmlFor={ids.prefer}>
+            Preferred labels <span className="muted">(key=value, …)</span>
+          </label>
+          <input id={ids.prefer} name="prefer" defaultValue={labelsText(camera.placementRules?.prefer)} autoComplete="off" placeholder="rack=a" />
+        </div>
+      </div>
+      <p className="muted small">
+        {camera.placementRules?.node ? `Pinned to ${camera.placementRules.node}. ` : 'Not pinned. '}
+        Saving replaces the camera’s whole placement: its pin and both sets of labels.
+      </p>
+      <div className="form-actions">
+        <button type="submit" disabled={busy} data-testid={`pin-${camera.id}`}>
+          Pin to this node
+        </button>
+        <button type="button" disabled={busy} data-testid={`unpin-${camera.id}`} onClick={(ev) => ev.currentTarget.form && void send(ev.currentTarget.form, false)}>
+          Unpin (any node that fits)
+        </button>
+        <button type="button" onClick={onDone}>
+          Cancel
+        </button>
+      </div>
+    </form>
+  );
+}
+
+function CameraRow({ camera, apply, onOutcome }: { camera: Camera; apply: (change: ServerMessage) => void; onOutcome: (o: Outcome) => void }) {
   const [confirming, setConfirming] = useState(false);
+  const [placing, setPlacing] = useState(false);
   const [busy, setBusy] = useState(false);
 
   const run = async (action: () => Promise<void>): Promise<void> => {
     setBusy(true);
     try {
       await action();
-      onError(null);
     } catch (e) {
-      onError(`${camera.name}: ${messageOf(e)}`);
+      onOutcome({ tone: 'error', text: `${camera.name}: ${messageOf(e)}` });
     } finally {
       setBusy(false);
     }
   };
-  const toggle = () => run(async () => apply({ type: 'camera', camera: await api.updateCamera(camera.id, { enabled: !camera.enabled }) }));
+  const toggle = () =>
+    run(async () => {
+      const answer = await api.updateCamera(camera.id, { enabled: !camera.enabled });
+      if (isQueued(answer)) return onOutcome({ tone: 'notice', text: queuedText(answer, camera.name) });
+      apply({ type: 'camera', camera: answer });
+      onOutcome(null);
+    });
   const remove = () =>
     run(async () => {
-      await api.removeCamera(camera.id);
+      const answer = await api.removeCamera(camera.id);
+      setConfirming(false);
+      if (isQueued(answer)) return onOutcome({ tone: 'notice', text: queuedText(answer, camera.name) });
       apply({ type: 'camera-removed', id: camera.id });
+      onOutcome(null);
     });
+  const where = placementText(camera.placement);
 
   return (
-    <li className="camera-row">
-      <span className="camera-row-name">
-        {camera.name} <span className="muted">({camera.id}, {camera.source.kind})</span>
-      </span>
-      <label className="toggle">
-        <input type="checkbox" checked={camera.enabled} disabled={busy} onChange={() => void toggle()} />
-        Enabled
-        <span className="visually-hidden"> ({camera.name})</span>
-      </label>
-      {confirming ? (
-        <span className="confirm" role="group" aria-label={`Confirm deleting ${camera.name}`}>
-          <span>Delete {camera.name}?</span>
-          <button type="button" className="danger" disabled={busy} onClick={() => void remove()}>
-            Delete
-          </button>
-          <button type="button" onClick={() => setConfirming(false)}>
-            Cancel
-          </button>
+    <li className="camera-row" data-testid={`camera-row-${camera.id}`}>
+      <div className="camera-row-head">
+        <span className="camera-row-name">
+          {camera.name} <span className="muted">({camera.id}, {camera.source.kind})</span>
+          {where && <span className="muted small"> · {where}</span>}
+          {camera.placement?.problem && <span className="placement-problem small"> {camera.placement.problem}</span>}
         </span>
-      ) : (
-        <button type="button" onClick={() => setConfirming(true)} aria-label={`Delete ${camera.name}`}>
-          Delete…
+        <label className="toggle">
+          <input type="checkbox" checked={camera.enabled} disabled={busy} onChange={() => void toggle()} />
+          Enabled
+          <span className="visually-hidden"> ({camera.name})</span>
+        </label>
+        <button type="button" onClick={() => setPlacing((v) => !v)} aria-expanded={placing} data-testid={`placement-${camera.id}-edit`}>
+          Placement…
+          <span className="visually-hidden"> ({camera.name})</span>
         </button>
-      )}
+        {confirming ? (
+          <span className="confirm" role="group" aria-label={`Confirm deleting ${camera.name}`}>
+            <span>Delete {camera.name}?</span>
+            <button type="button" className="danger" disabled={busy} onClick={() => void remove()}>
+              Delete
+            </button>
+            <button type="button" onClick={() => setConfirming(false)}>
+              Cancel
+            </button>
+          </span>
+        ) : (
+          <button type="button" onClick={() => setConfirming(true)} aria-label={`Delete ${camera.name}`}>
+            Delete…
+          </button>
+        )}
+      </div>
+      {placing && <PlacementEditor camera={camera} apply={apply} onOutcome={onOutcome} onDone={() => setPlacing(false)} />}
     </li>
   );
 }
 
-/** Add, enable or disable, and delete cameras. */
+/** Add, enable or disable, pin to a node, and delete cameras. */
 export function CameraAdmin({ cameras, apply }: { cameras: Camera[]; apply: (change: ServerMessage) => void }) {
-  const [error, setError] = useState<string | null>(null);
+  const [outcome, setOutcome] = useState<Outcome>(null);
   return (
     <section className="admin" aria-labelledby="admin-heading">
       <h2 id="admin-heading">Cameras</h2>
       {cameras.length > 0 && (
         <ul className="camera-list">
           {cameras.map((c) => (
-            <CameraRow key={c.id} camera={c} apply={apply} onError={setError} />
+            <CameraRow key={c.id} camera={c} apply={apply} onOutcome={setOutcome} />
           ))}
         </ul>
       )}
-      {error && (
-        <p className="error-text" role="alert">
-          {error}
-        </p>
-      )}
+      <OutcomeMessage outcome={outcome} testId="camera-admin-outcome" />
       <AddCameraForm apply={apply} />
     </section>
   );

@@ -41,6 +41,30 @@ const STATE_LABEL: Record<PlayerState, string> = {
   stopped: 'Stopped',
 };
 
+/** Where a camera runs, in a few words: `on cn1 via sfu1`; null while the cluster has not placed it. */
+export function placementText(placement: Camera['placement']): string | null {
+  if (!placement) return null;
+  if (!placement.cameraNode && !placement.sfu) return 'not running on any node';
+  return `on ${placement.cameraNode ?? 'no camera-node'} via ${placement.sfu ?? 'no SFU'}`;
+}
+
+/** The node a camera runs on and its SFU, and why not when it cannot run. */
+export function PlacementLine({ camera }: { camera: Camera }) {
+  const where = placementText(camera.placement);
+  const problem = camera.placement?.problem ?? null;
+  if (!where) return null;
+  return (
+    <p className="placement" data-testid={`placement-${camera.id}`}>
+      <span>{where}</span>
+      {problem && (
+        <span className="placement-problem" data-testid={`placement-problem-${camera.id}`}>
+          {problem}
+        </span>
+      )}
+    </p>
+  );
+}
+
 function show(n: number | null, digits = 0): string {
   return n === null ? '–' : n.toFixed(digits);
 }
@@ -107,6 +131,7 @@ export function CameraPlayer({ camera, large = false }: { camera: Camera; large?
             </dd>
           </div>
         </dl>
+        <PlacementLine camera={camera} />
       </figcaption>
     </figure>
   );

@@ -34,6 +34,28 @@ export interface CameraStatus {
   viewers: number;
 }
 
+/** Where a camera may run, part of its config (PATCH replaces the whole object). */
+export interface PlacementConfig {
+  /** Run on this camera-node only; absent: wherever fits. */
+  node?: string;
+  /** Labels the camera-node must have. */
+  require: Record<string, string>;
+  /** Labels preferred when several camera-nodes fit. */
+  prefer: Record<string, string>;
+}
+
+/** Where a camera runs now, as the cluster's master placed it. */
+export interface CameraPlacement {
+  /** null: no camera-node runs it (see `problem`). */
+  cameraNode: string | null;
+  /** The SFU its viewers connect through; null: none. */
+  sfu: string | null;
+  /** Why it is not (fully) placed, or null. */
+  problem: string | null;
+  /** When the placement last changed, ms since the epoch. */
+  since: number;
+}
+
 export interface Camera {
   id: string;
   name: string;
@@ -44,6 +66,10 @@ export interface Camera {
   createdAt: string;
   updatedAt: string;
   status: CameraStatus;
+  /** Where it runs now; null when the cluster has not placed it (disabled, or not yet seen). */
+  placement: CameraPlacement | null;
+  /** Where it may run: its pin and the labels it requires and prefers (its config). */
+  placementRules: PlacementConfig;
 }
 
 /** What POST /api/cameras takes; the server fills in defaults and validates. */
@@ -52,6 +78,22 @@ export interface CameraInput {
   name?: string;
   enabled?: boolean;
   source: { kind: SourceKind } & Record<string, unknown>;
+  placement?: PlacementConfig;
+}
+
+/**
+ * A camera change the server accepted while its database was away (202): it was checked and waits on
+ * that server, and is applied when the database is back. Neither done nor refused.
+ */
+export interface QueuedChange {
+  queued: true;
+  change: { id: string; op: 'create' | 'replace' | 'merge' | 'remove'; camera: string; at: string };
+  error: { code: 'DATABASE_UNAVAILABLE'; message: string };
+}
+
+/** Whether a camera write's answer is a queued change rather than the result. */
+export function isQueued(answer: unknown): answer is QueuedChange {
+  return typeof answer === 'object' && answer !== null && (answer as { queued?: unknown }).queued === true;
 }
 
 /** Messages of /api/ws, one JSON object per frame. */
@@ -64,7 +106,7 @@ export type ServerMessage =
 /** Every permission a user or token can hold, as the server names them. */
 export const PERMISSIONS = [
   'cameras:read', 'cameras:manage', 'camera:live', 'camera:archive', 'camera:export', 'camera:control',
-  'users:manage', 'audit:read', 'settings:manage', 'metrics:read',
+  'users:manage', 'audit:read', 'settings:manage', 'metrics:read', 'nodes:read', 'nodes:manage',
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
@@ -201,6 +243,146 @@ export interface ChainCheck {
   breaks: ChainBreak[];
 }
 
+/** What a process of the cluster runs. */
+export const NODE_ROLES = ['signaling', 'sfu', 'camera-node'] as const;
+export type NodeRole = (typeof NODE_ROLES)[number];
+
+/** How a node stands: heard from within its lease, declared dead, or enrolled and never heard from. */
+export type NodeState = 'alive' | 'dead' | 'unseen';
+
+/** A node's load, from its last heartbeat. */
+export interface NodeLoad {
+  /** Share of the machine's CPUs in use, 0–1. */
+  cpu: number;
+  cpus: number;
+  /** Camera video coming in, bit/s. */
+  ingressBps: number;
+  viewers: number;
+  cameras: number;
+}
+
+/** One load sample; the server keeps one every 10 s for an hour. */
+export interface LoadSample {
+  /** ms since the epoch. */
+  at: number;
+  cpu: number;
+  ingressBps: number;
+  viewers: number;
+  cameras: number;
+}
+
+/** An SFU room as its node reports it. */
+export interface NodeRoom {
+  camera: string;
+  viewers: number;
+  codec: 'H264' | 'H265' | null;
+  /** Last RTP packet, ms since the epoch; null: none yet. */
+  lastPacketAt: number | null;
+  /** When the current run of packets began, ms since the epoch; null: none. */
+  streamStartAt: number | null;
+}
+
+/** GET /api/nodes: one node of the cluster. */
+export interface NodeView {
+  id: string;
+  roles: NodeRole[];
+  state: NodeState;
+  /** When it entered `state`, ms since the epoch; null when unseen. */
+  since: number | null;
+  /** Why it was declared dead: its bus connection closed, or it missed its heartbeats. */
+  deathReason: 'connection' | 'lease' | null;
+  drained: boolean;
+  /** Enrolled with a key (signaling instances are not: they share the database). */
+  enrolled: boolean;
+  /** Whether this node leads the cluster (runs placement). */
+  leader: boolean;
+  labels: Record<string, string>;
+  version: string | null;
+  /** When its process started, ms since the epoch. */
+  startedAt: number | null;
+  /** When its last heartbeat arrived, ms since the epoch (the answering instance's clock). */
+  lastHeartbeatAt: number | null;
+  addresses: { ingestHost: string | null; api: string | null } | null;
+  load: NodeLoad | null;
+  cameras: { id: string; state: CameraState }[];
+  rooms: NodeRoom[];
+  clock: {
+    /** Its clock minus the answering instance's, ms; null before a live heartbeat. */
+    offsetMs: number | null;
+    /** The offset is over the cluster's limit (100 ms by default): the shared timeline is off. */
+    warning: boolean;
+    ntp: { source: 'chrony' | 'timesyncd' | 'none'; synchronized: boolean | null; offsetMs: number | null } | null;
+  };
+  config: {
+    /** The config version it last applied. */
+    applied: number | null;
+    /** The cluster's config version. */
+    current: number;
+    /** null: its roles take no config. */
+    upToDate: boolean | null;
+  };
+  history: LoadSample[];
+}
+
+/** Where the master placed one camera. */
+export interface PlacementRecord extends CameraPlacement {
+  camera: string;
+}
+
+/** A camera moved from one node to another (or to none). */
+export interface MoveRecord {
+  camera: string;
+  role: 'camera-node' | 'sfu';
+  from: string | null;
+  to: string | null;
+  reason: string;
+  /** ms since the epoch. */
+  at: number;
+  /** The leader's epoch that made the move. */
+  epoch: number;
+}
+
+/** A camera change waiting on the answering instance for the database. */
+export interface PendingChange {
+  id: string;
+  op: 'create' | 'replace' | 'merge' | 'remove';
+  camera: string;
+  /** ISO 8601. */
+  at: string;
+  actor: string;
+  /** Why it could not be applied (failed changes only). */
+  error?: string;
+}
+
+/** GET /api/cluster. */
+export interface ClusterView {
+  /** The signaling instance that answered. */
+  instance: string;
+  leader: { id: string; epoch: number } | null;
+  /** Whether the answering instance leads. */
+  leading: boolean;
+  configVersion: number;
+  bus: { kind: string; healthy: boolean };
+  database: { kind: string; available: boolean };
+  nodes: { total: number; alive: number };
+  placements: PlacementRecord[];
+  /** Oldest first. */
+  moves: MoveRecord[];
+  /** Gaps in recording not yet written to the database. */
+  pendingGaps: number;
+  queuedChanges: PendingChange[];
+  failedChanges: PendingChange[];
+  warnings: string[];
+}
+
+/** POST /api/nodes/enrollment-tokens: shown once. */
+export interface EnrollmentToken {
+  token: string;
+  roles: NodeRole[];
+  /** ISO 8601. */
+  expiresAt: string;
+}
+
 /** A refusal of the API, with its stable code and the server's message. */
 export class ApiError extends Error {
   override name = 'ApiError';
@@ -295,10 +477,11 @@ const seg = encodeURIComponent;
 
 export const api = {
   listCameras: () => request<Camera[]>('GET', '/api/cameras'),
-  addCamera: (input: CameraInput) => request<Camera>('POST', '/api/cameras', input),
+  // Camera writes answer 202 with a QueuedChange while the database is away.
+  addCamera: (input: CameraInput) => request<Camera | QueuedChange>('POST', '/api/cameras', input),
   updateCamera: (id: string, patch: Partial<Omit<CameraInput, 'id'>>) =>
-    request<Camera>('PATCH', `/api/cameras/${seg(id)}`, patch),
-  removeCamera: (id: string) => request<void>('DELETE', `/api/cameras/${seg(id)}`),
+    request<Camera | QueuedChange>('PATCH', `/api/cameras/${seg(id)}`, patch),
+  removeCamera: (id: string) => request<QueuedChange | undefined>('DELETE', `/api/cameras/${seg(id)}`),
 
   signIn: (username: string, password: string) => request<{ user: User; pending: Pending }>('POST', '/api/auth/login', { username, password }),
   verifySecondFactor: (proof: { code: string } | { recoveryCode: string }) => request<void>('POST', '/api/auth/2fa/verify', proof),
@@ -333,6 +516,14 @@ export const api = {
 
   audit: (q: AuditQuery) => request<AuditPage>('GET', `/api/audit${query({ ...q })}`),
   verifyAudit: () => request<ChainCheck>('GET', '/api/audit/verify'),
+
+  cluster: () => request<ClusterView>('GET', '/api/cluster'),
+  nodes: () => request<NodeView[]>('GET', '/api/nodes'),
+  drainNode: (id: string) => request<NodeView>('POST', `/api/nodes/${seg(id)}/drain`),
+  undrainNode: (id: string) => request<NodeView>('POST', `/api/nodes/${seg(id)}/undrain`),
+  revokeNode: (id: string) => request<void>('DELETE', `/api/nodes/${seg(id)}`),
+  createEnrollmentToken: (roles: NodeRole[], ttlS?: number) =>
+    request<EnrollmentToken>('POST', '/api/nodes/enrollment-tokens', ttlS === undefined ? { roles } : { roles, ttlS }),
 } as const;
 
 /** The WHEP endpoint of a camera. */

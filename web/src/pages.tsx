@@ -1,6 +1,6 @@
 import type { Camera, ServerMessage } from './api';
 import { CameraAdmin } from './CameraAdmin';
-import { CameraPlayer } from './CameraPlayer';
+import { CameraPlayer, placementText } from './CameraPlayer';
 import { Link } from './router';
 
 /** Route `/`: every camera live, and the admin panel for those who may manage cameras. */
@@ -71,6 +71,11 @@ export function CameraPage({ id, cameras }: { id: string; cameras: Camera[] | nu
             </dd>
             <dt>Viewers</dt>
             <dd>{camera.status.viewers}</dd>
+            <dt>Runs</dt>
+            <dd>
+              {placementText(camera.placement) ?? 'not placed'}
+              {camera.placement?.problem && <span className="placement-problem"> {camera.placement.problem}</span>}
+            </dd>
             {camera.status.lastError && (
               <>
                 <dt>Last error</dt>

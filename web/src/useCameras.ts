@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useMemo, useReducer, useState } from 'react';
+import { useCallback, useEffect, useMemo, useReducer, useRef, useState } from 'react';
 import { api, type Camera, type ServerMessage } from './api';
 import { sessionStillValid } from './auth';
 import { subscribeEvents } from './events';
@@ -10,7 +10,20 @@ interface CamerasState {
   fromSocket: boolean;
 }
 
-type Action = ServerMessage | { type: 'list'; cameras: Camera[] };
+type Action = ServerMessage | { type: 'list'; cameras: Camera[] } | { type: 'placements'; cameras: Camera[] };
+
+/**
+ * The event socket tells of status and config changes, not of placement: a camera moved to another node
+ * keeps its state. Placements are read again (GET /api/cameras) shortly after a camera's state or error
+ * changes, which is when a move or a placement problem shows, and every so often besides.
+ */
+const PLACEMENT_DEBOUNCE_MS = 300;
+const PLACEMENT_MIN_GAP_MS = 1_000;
+const PLACEMENT_POLL_MS = 10_000;
+
+function samePlacement(a: Camera['placement'], b: Camera['placement']): boolean {
+  return a === b || (!!a && !!b && a.cameraNode === b.cameraNode && a.sfu === b.sfu && a.problem === b.problem && a.since === b.since);
+}
 
 function reduce(state: CamerasState, action: Action): CamerasState {
   switch (action.type) {
@@ -24,6 +37,17 @@ function reduce(state: CamerasState, action: Action): CamerasState {
       // The same change comes from the socket and from our own REST call; keep the newest.
       if (cur && cur.version > action.camera.version) return state;
       return { ...state, byId: new Map(state.byId).set(action.camera.id, action.camera) };
+    }
+    case 'placements': {
+      if (!state.byId) return state;
+      let byId: Map<string, Camera> | null = null;
+      for (const c of action.cameras) {
+        const cur = state.byId.get(c.id);
+        if (!cur || samePlacement(cur.placement, c.placement)) continue;
+        byId ??= new Map(state.byId);
+        byId.set(c.id, { ...cur, placement: c.placement });
+      }
+      return byId ? { ...state, byId } : state;
     }
     case 'camera-removed': {
       if (!state.byId?.has(action.id)) return state;
@@ -55,6 +79,9 @@ export interface CamerasView {
 export function useCameras(enabled: boolean): CamerasView {
   const [state, dispatch] = useReducer(reduce, { byId: null, fromSocket: false });
   const [connected, setConnected] = useState(false);
+  // The socket's handler compares a status with the one shown, without re-subscribing at every change.
+  const shown = useRef(state.byId);
+  shown.current = state.byId;
 
   useEffect(() => {
     if (!enabled) return;
@@ -63,9 +90,37 @@ export function useCameras(enabled: boolean): CamerasView {
       (cameras) => active && dispatch({ type: 'list', cameras }),
       () => {}, // the socket will bring them
     );
-    const unsubscribe = subscribeEvents({ onMessage: dispatch, onConnection: setConnected, shouldReconnect: sessionStillValid });
+
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let lastRead = 0;
+    const readPlacements = (): void => {
+      if (timer !== undefined) return;
+      const wait = Math.max(PLACEMENT_DEBOUNCE_MS, lastRead + PLACEMENT_MIN_GAP_MS - Date.now());
+      timer = setTimeout(() => {
+        timer = undefined;
+        lastRead = Date.now();
+        api.listCameras().then(
+          (cameras) => active && dispatch({ type: 'placements', cameras }),
+          () => {}, // the next change or poll tries again
+        );
+      }, wait);
+    };
+    const poll = setInterval(() => {
+      if (document.visibilityState === 'visible') readPlacements();
+    }, PLACEMENT_POLL_MS);
+
+    const onMessage = (msg: ServerMessage): void => {
+      if (msg.type === 'status') {
+        const cur = shown.current?.get(msg.status.id)?.status;
+        if (cur && (cur.state !== msg.status.state || cur.lastError !== msg.status.lastError)) readPlacements();
+      }
+      dispatch(msg);
+    };
+    const unsubscribe = subscribeEvents({ onMessage, onConnection: setConnected, shouldReconnect: sessionStillValid });
     return () => {
       active = false;
+      clearTimeout(timer);
+      clearInterval(poll);
       unsubscribe();
       setConnected(false);
     };

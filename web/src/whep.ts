@@ -7,6 +7,11 @@ import { readApiError, reportRefusal } from './api';
  * offer is refused for a passing reason; it always closes the old peer connection and deletes its session
  * first, so the server never holds a viewer nobody watches. It gives up only when the server says the
  * viewer may not watch (401: signed out; 403: not allowed), since retrying cannot change that.
+ *
+ * A stream that was flowing and stops is most likely a node that went away (the cluster moves the camera
+ * to another in about a second), so it is given up on quickly and a new offer goes out at once, and the
+ * server's "not placed yet" answers are retried every second while the camera moves: the picture is back
+ * within about 3 s of a failover.
  */
 
 export const PlayerState = {
@@ -55,13 +60,28 @@ const BACKOFF_MAX_MS = 5_000;
 const HEALTHY_MS = 10_000;
 /** `disconnected` can heal by itself (ICE consent); this long, ms, and we start over. */
 const DISCONNECTED_MS = 2_000;
-/** No rendered frame for this long, ms, and the stream is taken as stalled. */
-const STALL_MS = 3_000;
+/**
+ * A new session's first frame gets this long, ms, from the answer; so does a page where frames are only
+ * counted, not seen (hidden, or no requestVideoFrameCallback).
+ */
+const FIRST_FRAME_MS = 3_000;
+/** Once a session has shown frames, this long without one, ms, and it is taken as stalled. */
+const LIVE_STALL_MS = 1_000;
+/** A slow source (a few frames per second) gets this many of its frame intervals, up to FIRST_FRAME_MS. */
+const STALL_FRAMES = 3;
+/** Weight of a new interval in the running mean of frame intervals. */
+const GAP_SMOOTHING = 0.1;
+/** Stall checks, ms. */
+const STALL_CHECK_MS = 250;
+/** After the picture was lost, a 503 with Retry-After (the camera is moving) is retried after at most this, ms… */
+const MOVING_RETRY_MS = 1_000;
+/** …for this long, ms; then the usual backoff, so a camera that stays away is not asked every second. */
+const MOVING_WINDOW_MS = 10_000;
 /** Retry delay after a refusal that waiting will not fix quickly (404, 406…), ms. */
 const REFUSED_RETRY_MS = 10_000;
 /** Longest wait for the answer to an offer, ms. */
 const OFFER_TIMEOUT_MS = 10_000;
-/** Stats and stall checks, ms. */
+/** Stats, ms. */
 const TICK_MS = 1_000;
 
 export class WhepPlayer {
@@ -86,10 +106,22 @@ export class WhepPlayer {
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
   #disconnectTimer: ReturnType<typeof setTimeout> | undefined;
   #tickTimer: ReturnType<typeof setInterval> | undefined;
+  #stallTimer: ReturnType<typeof setInterval> | undefined;
+  #stallChecking = false;
   #frameHandle: number | null = null;
 
-  /** performance.now() of the last rendered frame, or of the answer while none was rendered yet. */
+  /**
+   * performance.now() of the last sign of a frame (rendered, or counted by the decoder), or of the
+   * answer while there was none in this session.
+   */
   #lastFrameAt = 0;
+  /** Whether the current session has shown a frame: from then on a short silence is a stall. */
+  #sessionFramed = false;
+  /** performance.now() of the last rendered frame of this session, and the mean interval between them, ms. */
+  #lastRenderAt: number | null = null;
+  #frameGapMs: number | null = null;
+  /** performance.now() when the picture was lost after being live; null: it was not (or long ago). */
+  #lostAt: number | null = null;
   #liveSince: number | null = null;
   #lastBytes: { bytes: number; at: number } | null = null;
   #lastFramesDecoded = 0;
@@ -120,6 +152,8 @@ export class WhepPlayer {
     this.#halted = false;
     window.addEventListener('pagehide', this.#onPageHide);
     this.#tickTimer = setInterval(() => void this.#tick(), TICK_MS);
+    this.#stallTimer = setInterval(() => void this.#checkStall(), STALL_CHECK_MS);
+    this.#lostAt = null;
     this.#setState(PlayerState.Connecting, null);
     void this.#connect();
   }
@@ -130,6 +164,7 @@ export class WhepPlayer {
     this.#running = false;
     window.removeEventListener('pagehide', this.#onPageHide);
     clearInterval(this.#tickTimer);
+    clearInterval(this.#stallTimer);
     this.#teardown();
     this.#video.srcObject = null;
     this.#stats = EMPTY_STATS;
@@ -194,7 +229,7 @@ export class WhepPlayer {
 
     if (res.ok) {
       // 2. Answer (201 Created, Location = the session). The stall clock starts now, so the first
-      //    frame gets STALL_MS to arrive.
+      //    frame gets FIRST_FRAME_MS to arrive.
       this.#session = session;
       this.#lastFrameAt = performance.now();
       try {
@@ -216,6 +251,10 @@ export class WhepPlayer {
       // asking again with the same cookie would only be refused again.
       reportRefusal(refusal);
       this.#halt(res.status === 401 ? 'signed out: sign in again to watch' : refusal.message);
+    } else if (res.status === 503 && refusal.retryAfterS !== undefined && this.#lostAt !== null && performance.now() - this.#lostAt < MOVING_WINDOW_MS) {
+      // Just lost the picture, and the server says wait (CAMERA_NOT_PLACED, CAMERA_OFFLINE): the camera is
+      // most likely moving to another node, which takes about a second. Ask again soon, not after a backoff.
+      this.#retry(refusal.message, Math.min(refusal.retryAfterS * 1000, MOVING_RETRY_MS), PlayerState.Reconnecting, true);
     } else if (res.status >= 500 || res.status === 429) {
       // Passing: offline camera, too many viewers, overload. Retry-After is the least wait (RFC 9110 §10.2.3).
       this.#retry(refusal.message, (refusal.retryAfterS ?? 0) * 1000);
@@ -225,12 +264,12 @@ export class WhepPlayer {
     }
   }
 
-  /** Ends the current attempt and schedules the next one. */
-  #retry(reason: string, leastDelayMs = 0, state: PlayerState = PlayerState.Reconnecting): void {
+  /** Ends the current attempt and schedules the next one; `now`: after `leastDelayMs` only, without backoff. */
+  #retry(reason: string, leastDelayMs = 0, state: PlayerState = PlayerState.Reconnecting, now = false): void {
     if (!this.#running) return;
     this.#teardown();
     let delay = leastDelayMs;
-    if (state === PlayerState.Reconnecting) {
+    if (state === PlayerState.Reconnecting && !now) {
       delay = Math.max(delay, this.#backoffMs);
       this.#backoffMs = Math.min(this.#backoffMs * 2, BACKOFF_MAX_MS);
     }
@@ -258,45 +297,96 @@ export class WhepPlayer {
       this.#pc.close();
       this.#pc = null;
     }
+    // The old session is deleted in the background: the next offer does not wait for it.
     if (this.#session) deleteSession(this.#session);
     this.#session = null;
     this.#liveSince = null;
     this.#lastBytes = null;
     this.#lastFramesDecoded = 0;
+    this.#sessionFramed = false;
+    this.#lastRenderAt = null;
+    this.#frameGapMs = null;
   }
 
   /** Tracks rendered frames: requestVideoFrameCallback fires once per frame handed to the compositor. */
   #watchFrames(gen: number): void {
     if (!('requestVideoFrameCallback' in this.#video)) return;
-    const onFrame = (): void => {
+    const onFrame = (now: DOMHighResTimeStamp): void => {
       if (gen !== this.#generation) return;
-      this.#frameRendered();
+      this.#frameSeen(now, true);
       this.#frameHandle = this.#video.requestVideoFrameCallback(onFrame);
     };
     this.#frameHandle = this.#video.requestVideoFrameCallback(onFrame);
   }
 
-  #frameRendered(): void {
-    this.#lastFrameAt = performance.now();
+  /** A frame was rendered (`rendered`) or the decoder's count went up: the stream is alive. */
+  #frameSeen(now: number, rendered: boolean): void {
+    if (rendered) {
+      if (this.#lastRenderAt !== null) {
+        const gap = now - this.#lastRenderAt;
+        // A gap as long as a stall says nothing of the source's frame rate.
+        if (gap > 0 && gap < FIRST_FRAME_MS) this.#frameGapMs = this.#frameGapMs === null ? gap : this.#frameGapMs + GAP_SMOOTHING * (gap - this.#frameGapMs);
+      }
+      this.#lastRenderAt = now;
+    }
+    this.#lastFrameAt = Math.max(this.#lastFrameAt, now);
+    this.#sessionFramed = true;
+    this.#lostAt = null;
     if (this.#state !== PlayerState.Live) {
-      this.#liveSince = this.#lastFrameAt;
+      this.#liveSince = now;
       this.#setState(PlayerState.Live, null);
     }
   }
 
-  /** Once a second: stats, the stall check, and forgiving past failures after a healthy stretch. */
+  /** How long without a frame, ms, before the current session is taken as stalled. */
+  #stallAllowanceMs(): number {
+    if (!this.#sessionFramed) return FIRST_FRAME_MS;
+    // Where nothing is drawn, life shows only in the decoder's count, read once a second.
+    if (!('requestVideoFrameCallback' in this.#video) || document.visibilityState === 'hidden') return FIRST_FRAME_MS;
+    return Math.min(FIRST_FRAME_MS, Math.max(LIVE_STALL_MS, STALL_FRAMES * (this.#frameGapMs ?? 0)));
+  }
+
+  /** Every STALL_CHECK_MS: gives up on a session that stopped showing frames, and starts a new one. */
+  async #checkStall(): Promise<void> {
+    const pc = this.#pc;
+    if (!pc?.remoteDescription || this.#stallChecking) return;
+    if (performance.now() - this.#lastFrameAt <= this.#stallAllowanceMs()) return;
+    // Nothing rendered for a while; the decoder may still be at work where nothing is drawn (a video
+    // scrolled out of view). Ask it before giving up on the session.
+    const gen = this.#generation;
+    this.#stallChecking = true;
+    let decoded: number | null;
+    try {
+      decoded = (await inboundVideo(pc))?.framesDecoded ?? null;
+    } finally {
+      this.#stallChecking = false;
+    }
+    if (gen !== this.#generation || !this.#running) return;
+    const now = performance.now();
+    if (decoded !== null && decoded > this.#lastFramesDecoded) {
+      this.#lastFramesDecoded = decoded;
+      this.#frameSeen(now, false);
+      return;
+    }
+    if (!this.#sessionFramed) {
+      this.#retry('no video arrived');
+      return;
+    }
+    // It was flowing and stopped: most likely its node went away and the camera is moving. A new offer
+    // goes out at once, unless the last stall was recent (then the backoff, so a flapping stream is not
+    // asked for again and again).
+    this.#lostAt = now;
+    const atOnce = this.#backoffMs === BACKOFF_MIN_MS;
+    if (atOnce) this.#backoffMs = Math.min(this.#backoffMs * 2, BACKOFF_MAX_MS);
+    this.#retry('the video stalled', 0, PlayerState.Reconnecting, atOnce);
+  }
+
+  /** Once a second: stats, frames counted by the decoder, and forgiving past failures after a healthy stretch. */
   async #tick(): Promise<void> {
     const pc = this.#pc;
     if (!pc?.remoteDescription) return; // not connected yet: nothing to measure
     const gen = this.#generation;
-    let inbound: RTCInboundRtpStreamStats | undefined;
-    try {
-      (await pc.getStats()).forEach((s: RTCStats) => {
-        if (s.type === 'inbound-rtp' && (s as RTCInboundRtpStreamStats).kind === 'video') inbound = s as RTCInboundRtpStreamStats;
-      });
-    } catch {
-      return; // closed meanwhile
-    }
+    const inbound = await inboundVideo(pc);
     if (gen !== this.#generation) return;
     const now = performance.now();
 
@@ -313,18 +403,13 @@ export class WhepPlayer {
         packetsLost: inbound.packetsLost ?? null,
       };
       this.#opts.onStats?.(this.#stats);
-      // Without requestVideoFrameCallback, or in a hidden page where nothing is rendered, decoded
-      // frames are the best sign of life.
+      // Without requestVideoFrameCallback, in a hidden page, or for a video out of view, nothing may be
+      // rendered: decoded frames are then the best sign of life.
       const decoded = inbound.framesDecoded ?? 0;
-      const renderless = !('requestVideoFrameCallback' in this.#video) || document.visibilityState === 'hidden';
-      if (renderless && decoded > this.#lastFramesDecoded) this.#frameRendered();
+      if (decoded > this.#lastFramesDecoded) this.#frameSeen(now, false);
       this.#lastFramesDecoded = decoded;
     }
 
-    if (now - this.#lastFrameAt > STALL_MS) {
-      this.#retry(this.#state === PlayerState.Live ? 'the video stalled' : 'no video arrived');
-      return;
-    }
     if (this.#liveSince !== null && now - this.#liveSince >= HEALTHY_MS) this.#backoffMs = BACKOFF_MIN_MS;
   }
 
@@ -341,6 +426,19 @@ export class WhepPlayer {
     this.#error = error;
     this.#opts.onState?.(state, error);
   }
+}
+
+/** The video's inbound-rtp stats, or undefined (none yet, or the connection closed meanwhile). */
+async function inboundVideo(pc: RTCPeerConnection): Promise<RTCInboundRtpStreamStats | undefined> {
+  let inbound: RTCInboundRtpStreamStats | undefined;
+  try {
+    (await pc.getStats()).forEach((s: RTCStats) => {
+      if (s.type === 'inbound-rtp' && (s as RTCInboundRtpStreamStats).kind === 'video') inbound = s as RTCInboundRtpStreamStats;
+    });
+  } catch {
+    return undefined;
+  }
+  return inbound;
 }
 
 /** Best effort; keepalive lets it outlive the page. */
