@@ -1,3 +1,5 @@
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
 import { canonicalJson, createLogger, type CameraAssignment, type Config, type NodeAgent } from '@cctv/core';
 import { CameraNode } from './cameraNode.js';
 
@@ -27,8 +29,19 @@ export async function startCameraNodeRole(o: CameraNodeRoleOptions): Promise<Cam
   const node = new CameraNode({ settings: o.config.cameraNode, dataDir: o.dataDir });
   await node.initialize();
   let chain: Promise<unknown> = Promise.resolve();
-  const apply = (cameras: CameraAssignment[]): Promise<void> => {
+  // An SFU advertised by name is looked up once per assignment, not by every packet the relay sends.
+  const resolve = async (t: CameraAssignment['target']): Promise<CameraAssignment['target']> => {
+    if (!t || isIP(t.host)) return t;
+    try {
+      return { host: (await lookup(t.host)).address, port: t.port };
+    } catch (error) {
+      log.error({ host: t.host, err: error }, 'cannot resolve the SFU address; holding the camera until the next assignment');
+      return null;
+    }
+  };
+  const apply = (assigned: CameraAssignment[]): Promise<void> => {
     const next = chain.then(async () => {
+      const cameras = await Promise.all(assigned.map(async (c) => ({ ...c, target: await resolve(c.target) })));
       const want = new Map(cameras.map((c) => [c.config.id, c]));
       for (const c of node.cameras()) if (!want.has(c.id)) await node.removeCamera(c.id);
       for (const [id, a] of want) {

@@ -71,6 +71,9 @@ export function cameraView(cam: StoredCamera, runtime: CameraRuntime): Record<st
     createdAt: cam.createdAt,
     updatedAt: cam.updatedAt,
     status: runtime.status(config.id),
+    /** Where it may run (its config: pin, required and preferred labels). */
+    placementRules: config.placement,
+    /** Where it runs now. */
     placement: placementView(runtime, config.id),
   };
 }

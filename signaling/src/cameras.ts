@@ -182,8 +182,9 @@ export class CameraStore extends TypedEmitter<CameraStoreEvents> {
 
   async setSetting(key: string, value: unknown): Promise<void> {
     await this.#db.query(
-      'INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()',
-      [key, value],
+      // As JSON text cast to jsonb: a bare boolean or number would otherwise be sent as that type.
+      'INSERT INTO settings (key, value) VALUES ($1, $2::jsonb) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()',
+      [key, JSON.stringify(value)],
     );
   }
 }

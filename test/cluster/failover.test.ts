@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../../core/src/db/testing/testDatabase.js';
 import { TestCluster, until, type Proc } from '../support/cluster.js';
 import { watchResilient, type ResilientViewer } from '../support/resilientViewer.js';
+import { watch } from '../support/whepClient.js';
 
 // Three camera-nodes, two SFUs and two signaling instances as separate processes on this machine,
 // against the machine's Redis and Postgres; a viewer that reconnects like the dashboard's player.
@@ -80,6 +81,23 @@ describe('a cluster of separate processes', { timeout: 120_000 }, () => {
     expect((await nodes(cluster.get('sig2'))).map((n) => n.state)).toEqual(list.map((n) => n.state));
   });
 
+  it('lets any instance serve any request: a session opened through one is ended through the other', async () => {
+    const headers = { authorization: `Bearer ${await cluster.token()}` };
+    const v = await watch(`${cluster.get('sig1').url}/api/cameras/cam-b/whep`, { headers });
+    try {
+      await v.waitForPackets(20);
+      const path = new URL(v.location).pathname;
+      // The session id names the SFU, so the other instance knows where to send the DELETE.
+      expect(path).toMatch(/\/whep\/sfu[12]~/);
+      const viewers = async () => (await cluster.api<{ status: { viewers: number } }>('/api/cameras/cam-b', { via: cluster.get('sig2') })).body.status.viewers;
+      await until(async () => (await viewers()) === 1, 'one viewer seen by sig2');
+      expect((await fetch(`${cluster.get('sig2').url}${path}`, { method: 'DELETE', headers })).status).toBe(200);
+      await until(async () => (await viewers()) === 0, 'no viewer after the DELETE through sig2');
+    } finally {
+      await v.close();
+    }
+  });
+
   it('moves the cameras of a killed camera-node, brings the picture back and records the gap', async () => {
     const before = await placementOf('cam-a');
     const victim = cluster.get(before.cameraNode!);
@@ -94,7 +112,9 @@ describe('a cluster of separate processes', { timeout: 120_000 }, () => {
       return p?.cameraNode && p.cameraNode !== victim.id ? p : null;
     }, 'cam-a moved');
     expect(after.sfu).toBe(before.sfu);
-    await viewer.keyframeAfter(t0);
+    // A keyframe, then video that keeps coming (a replay of old frames would stop after its burst).
+    const back = await viewer.keyframeAfter(t0);
+    await viewer.packetAfter(back + 1500);
     const gaps = await until(async () => {
       const g = (await cluster.api<Array<{ camera: string; reason: string; durationMs: number }>>('/api/gaps?camera=cam-a')).body;
       return g.length ? g : null;
@@ -120,7 +140,8 @@ describe('a cluster of separate processes', { timeout: 120_000 }, () => {
       return p?.sfu && p.sfu !== before.sfu ? p : null;
     }, 'cam-a on another SFU');
     expect(after.cameraNode).toBe(before.cameraNode);
-    await viewer.keyframeAfter(t0);
+    const back = await viewer.keyframeAfter(t0);
+    await viewer.packetAfter(back + 1500);
     expect(viewer.reconnects()).toBeGreaterThan(reconnects);
     await until(async () => (await cluster.api<Array<{ reason: string }>>('/api/gaps?camera=cam-a')).body.some((g) => g.reason.includes(before.sfu!)), 'a gap naming the SFU');
     cluster.get(before.sfu!).start();

@@ -94,7 +94,7 @@ export class Proc {
     });
     const keep = (d: Buffer) => {
       for (const line of d.toString('utf8').split('\n')) if (line.trim()) this.output.push(line);
-      if (this.output.length > 400) this.output.splice(0, this.output.length - 400);
+      if (this.output.length > 4000) this.output.splice(0, this.output.length - 4000);
     };
     child.stdout!.on('data', keep);
     child.stderr!.on('data', keep);
@@ -109,7 +109,32 @@ export class Proc {
     await this.#exited;
   }
 
+  /** SIGSTOP: the process hangs with its connections open (a frozen machine); `thaw()` resumes it. */
+  freeze(): void {
+    if (this.running) this.child!.kill('SIGSTOP');
+  }
+
+  thaw(): void {
+    if (this.running) this.child!.kill('SIGCONT');
+  }
+
+  /** JSON log lines it printed with this message, as objects. */
+  logs(msg: string | RegExp): Array<Record<string, unknown> & { time: string }> {
+    const out: Array<Record<string, unknown> & { time: string }> = [];
+    for (const line of this.output) {
+      if (!line.startsWith('{')) continue;
+      try {
+        const o = JSON.parse(line) as Record<string, unknown> & { time: string; msg?: string };
+        if (typeof o.msg === 'string' && (typeof msg === 'string' ? o.msg === msg : msg.test(o.msg))) out.push(o);
+      } catch {
+        // not a log line
+      }
+    }
+    return out;
+  }
+
   async stop(): Promise<void> {
+    this.thaw();
     if (!this.running) return;
     this.child!.kill('SIGTERM');
     const t = setTimeout(() => this.child?.kill('SIGKILL'), 10_000);

@@ -1,4 +1,6 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { RTCPeerConnection, type RtpPacket } from 'werift';
+import { TIMECODE_BITS, TIMECODE_BLOCK, decodeTimecode } from '@cctv/camera-node';
 import { testIceServers } from './stun.js';
 import { h264Codec } from './whepClient.js';
 
@@ -20,6 +22,11 @@ export interface ResilientViewer {
   packetAfter(t: number, timeoutMs?: number): Promise<number>;
   /** The longest time without a packet between `from` and `to` (ms), as seen by the viewer. */
   longestSilence(from: number, to: number): number;
+  /**
+   * With `timecode`: resolves with the time a frame that entered the camera's encoder at or after `t`
+   * was decoded here — live video again, not a replay of frames from before `t`.
+   */
+  freshFrameAfter(t: number, timeoutMs?: number): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -30,6 +37,56 @@ export interface ResilientOptions {
   headers: Record<string, string>;
   /** No packet for this long is a stall; default 800 ms. */
   stallMs?: number;
+  /**
+   * Decode the video with ffmpeg and read the timecode the `timecode` test pattern draws (the camera must
+   * use it, at 640 px wide or more).
+   */
+  timecode?: { width: number };
+}
+
+/** Annex B from H.264 RTP payloads (single NAL units, STAP-A, FU-A). */
+function depacketize(p: Buffer, out: (b: Buffer) => void): void {
+  const START = Buffer.from([0, 0, 0, 1]);
+  const t = p[0]! & 0x1f;
+  if (t >= 1 && t <= 23) out(Buffer.concat([START, p]));
+  else if (t === 24) {
+    for (let i = 1; i + 2 <= p.length; ) {
+      const size = p.readUInt16BE(i);
+      out(Buffer.concat([START, p.subarray(i + 2, i + 2 + size)]));
+      i += 2 + size;
+    }
+  } else if (t === 28 && p.length > 2) {
+    if (p[1]! & 0x80) out(Buffer.concat([START, Buffer.from([(p[0]! & 0xe0) | (p[1]! & 0x1f)]), p.subarray(2)]));
+    else out(p.subarray(2));
+  }
+}
+
+/** Decodes the timecode row of each frame piped in; calls back with (arrival ms, timecode ms). */
+function timecodeReader(width: number, onFrame: (arrivedAt: number, encodedAt: number) => void): { write: (b: Buffer) => void; close: () => void } {
+  const ff: ChildProcess = spawn('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-fflags', 'nobuffer', '-flags', 'low_delay', '-f', 'h264', '-i', 'pipe:0', '-vf', `crop=${width}:${TIMECODE_BLOCK}:0:0`, '-pix_fmt', 'gray', '-f', 'rawvideo', 'pipe:1'], { stdio: ['pipe', 'pipe', 'ignore'] });
+  const frameBytes = width * TIMECODE_BLOCK;
+  let buf = Buffer.alloc(0);
+  ff.stdout!.on('data', (d: Buffer) => {
+    buf = Buffer.concat([buf, d]);
+    while (buf.length >= frameBytes) {
+      const row = buf.subarray(width * (TIMECODE_BLOCK / 2), width * (TIMECODE_BLOCK / 2 + 1));
+      const bits = Array.from({ length: TIMECODE_BITS }, (_, k) => (row[k * TIMECODE_BLOCK + TIMECODE_BLOCK / 2]! > 128 ? 1 : 0));
+      const now = Date.now();
+      const ms = decodeTimecode(bits, now);
+      if (ms !== null) onFrame(now, ms);
+      buf = buf.subarray(frameBytes);
+    }
+  });
+  ff.stdin!.on('error', () => {});
+  return {
+    write: (b) => {
+      if (ff.exitCode === null) ff.stdin!.write(b);
+    },
+    close: () => {
+      ff.stdin!.end();
+      ff.kill('SIGKILL');
+    },
+  };
 }
 
 /** Whether an H.264 RTP payload starts a keyframe (IDR, or SPS/PPS ahead of one). */
@@ -63,6 +120,9 @@ export async function watchResilient(o: ResilientOptions): Promise<ResilientView
   const packetTimes: number[] = [];
   let closed = false;
   let connecting: Promise<void> | null = null;
+  /** Decoded frames: [arrival ms, encoder ms]. */
+  const decoded: Array<[number, number]> = [];
+  const reader = o.timecode ? timecodeReader(o.timecode.width, (a, e) => decoded.push([a, e])) : null;
 
   const open = async (): Promise<void> => {
     for (let attempt = 0; !closed; attempt++) {
@@ -78,6 +138,7 @@ export async function watchResilient(o: ResilientOptions): Promise<ResilientView
             packetTimes.push(now);
             if (packetTimes.length > 200_000) packetTimes.splice(0, 100_000);
             const payload = rtp.payload;
+            if (reader) depacketize(payload, reader.write);
             if (startsKeyframe(payload)) inKeyframe = true;
             if (rtp.header.marker) {
               if (inKeyframe) keyframes.push(now);
@@ -136,6 +197,7 @@ export async function watchResilient(o: ResilientOptions): Promise<ResilientView
     reconnects: () => Math.max(0, sessions - 1),
     keyframeAfter: (t, timeoutMs = 15_000) => waitFor(() => keyframes.find((k) => k > t), 'keyframe', timeoutMs),
     packetAfter: (t, timeoutMs = 15_000) => waitFor(() => packetTimes.find((k) => k > t), 'packet', timeoutMs),
+    freshFrameAfter: (t, timeoutMs = 15_000) => waitFor(() => decoded.find(([, e]) => e >= t)?.[0], 'fresh frame', timeoutMs),
     longestSilence(from, to) {
       let prev = from;
       let longest = 0;
@@ -150,6 +212,7 @@ export async function watchResilient(o: ResilientOptions): Promise<ResilientView
     async close() {
       closed = true;
       clearInterval(timer);
+      reader?.close();
       await connecting?.catch(() => {});
       if (location) await fetch(location, { method: 'DELETE', headers: o.headers }).catch(() => {});
       await pc?.close().catch(() => {});

@@ -246,7 +246,8 @@ export const ConfigSchema = z.strictObject({
           /** API requests per signed-in user or token. */
           apiPerPrincipal: z.array(limit).default([{ max: 1200, windowS: 60 }]),
           /** New live-viewing sessions (WHEP) per signed-in user or token. */
-          whepPerPrincipal: z.array(limit).default([{ max: 30, windowS: 60 }]),
+          // A wall of cameras reconnecting after a node failed opens a session per tile, with retries.
+          whepPerPrincipal: z.array(limit).default([{ max: 240, windowS: 60 }]),
         })
         .prefault({}),
       /** Lifetime of the tokens POST /api/auth/token issues, in s; default 3600. */
