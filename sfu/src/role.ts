@@ -95,6 +95,24 @@ export async function startSfuRole(o: SfuRoleOptions): Promise<SfuRole> {
     const a = await sfu.createViewer(camera, sdp);
     return { viewer: a.viewer.id, sdp: a.sdp };
   });
+  // Plain-RTP subscriptions (recorders, detectors): subscribe, renew within the lease, unsubscribe.
+  agent.handle('sfu.subscribe', async (p) => {
+    const { camera, host, port, leaseMs } = p as { camera: string; host: string; port: number; leaseMs?: number };
+    if (typeof host !== 'string' || host.length === 0) throw new ValidationError('host', 'must be an address');
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ValidationError('port', 'must be a UDP port (1–65535)');
+    const lease = leaseMs === undefined ? 10_000 : leaseMs;
+    if (!Number.isInteger(lease) || lease < 1000 || lease > 120_000) throw new ValidationError('leaseMs', 'must be 1000–120000');
+    return sfu.room(camera).subscribe({ host, port, leaseMs: lease });
+  });
+  agent.handle('sfu.renew', async (p) => {
+    const { camera, id } = p as { camera: string; id: string };
+    return { ok: sfu.hasRoom(camera) && sfu.room(camera).renewSubscription(id) };
+  });
+  agent.handle('sfu.unsubscribe', async (p) => {
+    const { camera, id } = p as { camera: string; id: string };
+    if (sfu.hasRoom(camera)) sfu.room(camera).unsubscribe(id);
+    return {};
+  });
   agent.handle('sfu.whep.delete', async (p) => {
     const { camera, viewer } = p as { camera: string; viewer: string };
     await sfu.deleteViewer(camera, viewer);

@@ -7,6 +7,8 @@ import { Ingest } from './ingest.js';
 import { StreamTrack } from './track.js';
 import { Transcoder } from './transcoder.js';
 import { Viewer, ViewerState } from './viewer.js';
+import { RtpSubscriber, type RtpSubscriberInfo, type RtpSubscription } from './subscriber.js';
+import dgram from 'node:dgram';
 import { PLAYOUT_DELAY_URI, createViewerPeer, type DtlsKeys } from './webrtc.js';
 
 const log = createLogger('sfu:room');
@@ -65,6 +67,10 @@ export class Room extends TypedEmitter<RoomEvents> {
   readonly #transcodeViewers = new Set<Viewer>();
   #codecWaiters: Array<() => void> = [];
   #closed = false;
+  // Plain-RTP subscribers (recorders, detectors), and the one socket they are all sent from.
+  readonly #subscribers = new Map<string, RtpSubscriber>();
+  #subSocket: dgram.Socket | null = null;
+  #subSweep: NodeJS.Timeout | undefined;
   // Counters of viewers that have left, so the room's totals only ever grow.
   readonly #departed = { packetsSent: 0, bytesSent: 0, retransmitted: 0, nackMisses: 0, nacks: 0, keyframeRequests: 0, remoteLost: 0 };
   /** Viewers that waited for a keyframe (none cached), and their total wait in ms. */
@@ -140,6 +146,9 @@ export class Room extends TypedEmitter<RoomEvents> {
       log.info({ camera: this.cameraId, from: old.codec, to: codec }, 'camera codec changed; closing its viewers');
       void this.#stopTranscoder();
       for (const v of this.viewers()) void v.close();
+      // Subscribers find their subscription gone at their next renewal and subscribe again.
+      for (const s of this.#subscribers.values()) s.close();
+      this.#subscribers.clear();
     }
     const waiters = this.#codecWaiters;
     this.#codecWaiters = [];
@@ -275,6 +284,62 @@ export class Room extends TypedEmitter<RoomEvents> {
     await v.close();
   }
 
+  /**
+   * Adds a plain-RTP subscriber (a recorder or a detector): the camera's packets go to `target` until
+   * the subscription is not renewed for `target.leaseMs`. Waits for the camera's first packet like a
+   * viewer does.
+   */
+  async subscribe(target: RtpSubscription): Promise<RtpSubscriberInfo> {
+    this.#assertOpen();
+    await this.#waitForCodec();
+    this.#assertOpen();
+    const track = this.#main!;
+    if (!this.#subSocket) {
+      const socket = dgram.createSocket(target.host.includes(':') ? 'udp6' : 'udp4');
+      socket.on('error', (error) => log.warn({ camera: this.cameraId, err: error }, 'subscriber socket error'));
+      this.#subSocket = socket;
+      this.#subSweep = setInterval(() => this.#sweepSubscribers(), 1000);
+      this.#subSweep.unref();
+    }
+    const sub = new RtpSubscriber(track.codec, this.#subSocket, target);
+    this.#subscribers.set(sub.id, sub);
+    sub.start(track);
+    if (!track.gop()) this.#ingest.requestKeyframe();
+    log.info({ camera: this.cameraId, subscriber: sub.id, to: `${target.host}:${target.port}` }, 'plain-RTP subscriber joined');
+    return sub.info;
+  }
+
+  /** Extends a subscription's lease; false when it is gone (expired, or the codec changed). */
+  renewSubscription(id: string): boolean {
+    const s = this.#subscribers.get(id);
+    if (!s) return false;
+    s.renew();
+    return true;
+  }
+
+  unsubscribe(id: string): void {
+    const s = this.#subscribers.get(id);
+    if (!s) return;
+    s.close();
+    this.#subscribers.delete(id);
+    log.info({ camera: this.cameraId, subscriber: id }, 'plain-RTP subscriber left');
+  }
+
+  get subscriberCount(): number {
+    return this.#subscribers.size;
+  }
+
+  #sweepSubscribers(): void {
+    const now = Date.now();
+    for (const [id, s] of this.#subscribers) {
+      if (s.expired(now)) {
+        s.close();
+        this.#subscribers.delete(id);
+        log.info({ camera: this.cameraId, subscriber: id }, 'plain-RTP subscriber expired (not renewed)');
+      }
+    }
+  }
+
   getViewer(id: string): Viewer | undefined {
     return this.#viewers.get(id);
   }
@@ -325,6 +390,11 @@ export class Room extends TypedEmitter<RoomEvents> {
     this.#closed = true;
     await Promise.all(this.viewers().map((v) => v.close()));
     await this.#stopTranscoder();
+    for (const s of this.#subscribers.values()) s.close();
+    this.#subscribers.clear();
+    clearInterval(this.#subSweep);
+    this.#subSocket?.close();
+    this.#subSocket = null;
     this.#ingest.close();
     for (const w of this.#codecWaiters) w();
     this.#codecWaiters = [];

@@ -63,6 +63,8 @@ export class StreamTrack {
   profileLevelId: string | null = null;
   /** When the last keyframe started, in ms since the epoch. */
   lastKeyframeAt = 0;
+  /** When the last packet arrived, in ms since the epoch. */
+  lastPacketAt = 0;
 
   constructor(codec: VideoCodec, maxGopBytes: number) {
     this.codec = codec;
@@ -90,6 +92,7 @@ export class StreamTrack {
 
   /** Takes one RTP packet of this track's codec (already parsed into `h`) and fans it out. */
   push(buf: Buffer, h: RtpHeader): void {
+    this.lastPacketAt = Date.now();
     const srcTs = h.timestamp;
     const frameStart = this.#lastSrcTs === null || srcTs !== this.#lastSrcTs || this.#lastMarker;
     if (this.#lastSrcTs !== null && this.#lastSrcSeq !== null) {
