@@ -10,6 +10,7 @@ export default defineConfig({
       '@cctv/core': src('./core/src/index.ts'),
       '@cctv/camera-node': src('./camera-node/src/index.ts'),
       '@cctv/sfu': src('./sfu/src/index.ts'),
+      '@cctv/recorder': src('./recorder/src/index.ts'),
       '@cctv/signaling': src('./signaling/src/index.ts'),
     },
   },

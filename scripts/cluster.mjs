@@ -242,6 +242,11 @@ function localEnv(svc, ctx) {
   if (svc.signaling) {
     out.DATABASE_URL = databaseUrl;
     out.CCTV_PORT = shift(out.CCTV_PORT ?? '8080');
+  } else if (svc.roles.includes('recorder')) {
+    // A recorder writes its segments to the database, and the archive to a folder every recorder shares
+    // (the NAS of a real deployment).
+    out.DATABASE_URL = databaseUrl;
+    out.CCTV_NAS_DIR = join(opts.dataDir, 'archive');
   } else {
     delete out.DATABASE_URL;
   }
@@ -441,7 +446,7 @@ if (opts.only) {
   if (unknown.length) fail(`no CCTV service named ${unknown.join(', ')} in compose.yaml (there are: ${services.map((s) => s.name).join(', ')})`);
   chosen = services.filter((s) => opts.only.includes(s.name));
 }
-if (chosen.some((s) => s.roles.includes('camera-node'))) ensureCommand('ffmpeg', ['ffmpeg'], 'it runs the cameras');
+if (chosen.some((s) => s.roles.includes('camera-node') || s.roles.includes('recorder'))) ensureCommand('ffmpeg', ['ffmpeg'], 'it runs the cameras and the recorder');
 if (opts.build) build();
 else if (!existsSync(CLI)) fail(`${shown(CLI)} is missing: run without --no-build (or npm run build) first`);
 

@@ -30,6 +30,7 @@ checkNode();
 ensurePackages();
 ensureCommand('ffmpeg', ['ffmpeg'], 'the tests run real cameras');
 ensureCommand('chromium', ['chromium'], 'the end-to-end tests drive a real browser');
+ensureCommand('bindfs', ['bindfs'], 'the archive tests serve a NAS through FUSE and kill it');
 ensureGstRtsp();
 await ensureServices();
 build();

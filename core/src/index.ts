@@ -12,7 +12,7 @@ export {
   ConfigSchema, CameraSchema, CameraSourceSchema, TestSourceSchema, RtspSourceSchema, RpicamSourceSchema, RtpSourceSchema,
   CAMERA_ID_PATTERN, CAMERA_SOURCE_KINDS, VIDEO_CODECS, ROLES,
 } from './config/schema.js';
-export type { Config, ConfigInput, CameraConfig, CameraInput, CameraSource, CameraSourceKind, VideoCodec } from './config/schema.js';
+export type { Config, ConfigInput, StorageConfig, CameraConfig, CameraInput, CameraSource, CameraSourceKind, VideoCodec } from './config/schema.js';
 export { loadConfig, parseWith, readConfigFile } from './config/load.js';
 export type { LoadConfigOptions } from './config/load.js';
 

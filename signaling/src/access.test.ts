@@ -135,6 +135,18 @@ const SAMPLES: Record<string, { url: string; body?: unknown; type?: string }> = 
   'POST /api/nodes/enrollment-tokens': { url: '/api/nodes/enrollment-tokens', body: { roles: ['sfu'] } },
   'GET /api/cluster': { url: '/api/cluster' },
   'GET /api/gaps': { url: '/api/gaps' },
+  'GET /api/cameras/:id/archive/timeline': { url: '/api/cameras/cam1/archive/timeline' },
+  'GET /api/cameras/:id/archive/playlist.m3u8': { url: '/api/cameras/cam1/archive/playlist.m3u8' },
+  'GET /api/cameras/:id/archive/init/:file': { url: `/api/cameras/cam1/archive/init/${'0'.repeat(64)}.mp4` },
+  'GET /api/cameras/:id/archive/segments/:file': { url: '/api/cameras/cam1/archive/segments/1.m4s' },
+  'POST /api/cameras/:id/archive/exports': { url: '/api/cameras/cam1/archive/exports', body: { from: 0, to: 1000 } },
+  'GET /api/cameras/:id/archive/exports/:file': { url: '/api/cameras/cam1/archive/exports/cam1-none.mp4' },
+  'GET /api/cameras/:id/archive/thumbnail': { url: '/api/cameras/cam1/archive/thumbnail?at=0' },
+  'GET /api/cameras/:id/archive/protected': { url: '/api/cameras/cam1/archive/protected' },
+  'POST /api/cameras/:id/archive/protected': { url: '/api/cameras/cam1/archive/protected', body: { from: 0, to: 1000, reason: 'incident {n}' } },
+  'DELETE /api/cameras/:id/archive/protected/:pid': { url: '/api/cameras/cam1/archive/protected/999999' },
+  'GET /api/archive': { url: '/api/archive' },
+  'POST /api/archive/verify': { url: '/api/archive/verify', body: { rehash: false } },
 };
 
 /** Codes that mean "access refused", as opposed to an answer from the route itself. */

@@ -11,6 +11,7 @@ import type { CameraRuntime, WhepTarget } from './cluster/runtime.js';
 import type { Cluster } from './cluster/cluster.js';
 import { clusterRoutes } from './cluster/routes.js';
 import { AuditAction } from './auth/audit.js';
+import { archiveRoutes, type ArchiveAccess } from './archive.js';
 import { ANONYMOUS, CAMERA_PERMISSIONS, Permission, can, canSeeCamera, type Principal, type Requirement } from './auth/permissions.js';
 import { authRoutes, principal, requestMeta } from './auth/routes.js';
 import type { AuthService } from './auth/service.js';
@@ -28,6 +29,8 @@ export interface AppDeps {
   cluster: Cluster;
   /** Where camera changes wait while the database is away; without it they are refused (503). */
   changes?: ChangeQueue | null;
+  /** The archive this instance serves (timeline, playlists, segments, verify); null without one. */
+  archive?: ArchiveAccess | null;
   /** Folder of the built dashboard, or null when it is not built. */
   webDir: string | null;
   version: string;
@@ -80,7 +83,7 @@ export function cameraView(cam: StoredCamera, runtime: CameraRuntime): Record<st
 
 function placementView(runtime: CameraRuntime, id: string): Record<string, unknown> | null {
   const p = runtime.placement?.(id);
-  return p ? { cameraNode: p.cameraNode, sfu: p.sfu, problem: p.problem, since: p.since } : null;
+  return p ? { cameraNode: p.cameraNode, sfu: p.sfu, recorder: p.recorder ?? null, problem: p.problem, since: p.since } : null;
 }
 
 function cameraId(req: Request): string {
@@ -235,6 +238,7 @@ export function routes(deps: AppDeps): Route[] {
     },
     ...authRoutes(auth, { trustProxy, issuer: 'CCTV' }),
     ...clusterRoutes(deps.cluster, auth, deps.config, deps.changes ?? null),
+    ...archiveRoutes(deps.archive ?? null, auth, trustProxy),
   ];
 }
 

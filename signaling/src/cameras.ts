@@ -26,6 +26,7 @@ interface Row {
   enabled: boolean;
   source: CameraSource;
   placement: CameraConfig['placement'];
+  recording: Partial<CameraConfig['recording']>;
   version: number;
   created_at: Date;
   updated_at: Date;
@@ -36,15 +37,17 @@ const json = <T>(v: T | string): T => (typeof v === 'string' ? (JSON.parse(v) as
 function fromRow(r: Row): StoredCamera {
   const p: Partial<CameraConfig['placement']> = json(r.placement ?? {});
   const placement: CameraConfig['placement'] = { require: p.require ?? {}, prefer: p.prefer ?? {}, ...(p.node ? { node: p.node } : {}) };
+  const rec: Partial<CameraConfig['recording']> = json(r.recording ?? {});
+  const recording: CameraConfig['recording'] = { enabled: rec.enabled ?? true, retainDays: rec.retainDays ?? 30, retainBytes: rec.retainBytes ?? 0, storageCodec: rec.storageCodec ?? 'copy' };
   return {
-    config: { id: r.id, name: r.name, enabled: r.enabled, source: json(r.source), placement },
+    config: { id: r.id, name: r.name, enabled: r.enabled, source: json(r.source), placement, recording },
     version: Number(r.version),
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };
 }
 
-const COLUMNS = 'id, name, enabled, source, placement, version, created_at, updated_at';
+const COLUMNS = 'id, name, enabled, source, placement, recording, version, created_at, updated_at';
 
 /**
  * Cameras in the database, the source of truth. Input is validated here, once, and a change is stored
@@ -108,9 +111,9 @@ export class CameraStore extends TypedEmitter<CameraStoreEvents> {
     const cfg = parseWith(CameraSchema, input);
     const cam = await this.#db.transaction(async (tx) => {
       const rows = await tx.query<Row>(
-        `INSERT INTO cameras (id, name, enabled, source, placement) VALUES ($1, $2, $3, $4, $5)
+        `INSERT INTO cameras (id, name, enabled, source, placement, recording) VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (id) DO NOTHING RETURNING ${COLUMNS}`,
-        [cfg.id, cfg.name ?? cfg.id, cfg.enabled, cfg.source, cfg.placement],
+        [cfg.id, cfg.name ?? cfg.id, cfg.enabled, cfg.source, cfg.placement, cfg.recording],
       );
       if (rows[0]) await bumpConfigVersion(tx);
       return rows[0] ? fromRow(rows[0]) : null;
@@ -139,9 +142,9 @@ export class CameraStore extends TypedEmitter<CameraStoreEvents> {
       if (!rows[0]) return null;
       const cfg = mergeConfig(id, fromRow(rows[0]).config, input, mode);
       const out = await tx.query<Row>(
-        `UPDATE cameras SET name = $2, enabled = $3, source = $4, placement = $5, version = version + 1, updated_at = now()
+        `UPDATE cameras SET name = $2, enabled = $3, source = $4, placement = $5, recording = $6, version = version + 1, updated_at = now()
          WHERE id = $1 RETURNING ${COLUMNS}`,
-        [id, cfg.name ?? id, cfg.enabled, cfg.source, cfg.placement],
+        [id, cfg.name ?? id, cfg.enabled, cfg.source, cfg.placement, cfg.recording],
       );
       await bumpConfigVersion(tx);
       return fromRow(out[0]!);

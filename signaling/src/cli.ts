@@ -3,6 +3,8 @@ import { configureLogging, createLogger, loadConfig, migrate, openDatabase, Vali
 import { join, resolve } from 'node:path';
 import { lanUrls, startSystem, VERSION } from './system.js';
 import { startNode } from './node.js';
+import { readFile } from 'node:fs/promises';
+import { Storage, verifyArchive, verifyExport } from '@cctv/recorder';
 
 const HELP = `cctv ${VERSION}: a WebRTC-first CCTV system
 
@@ -12,13 +14,18 @@ Commands:
   start            run this process's roles (the default: every role, the one-machine mode)
   migrate          apply database migrations and exit
   check-config     validate the configuration, print it, and exit
+  verify [camera…] re-hash the archive on its storage and walk each camera's chain; names every
+                   altered, missing, inserted or edited segment; exit status 1 when one is found
+  verify-export <clip.mp4> <clip.proof.json> [--site-key <pem file>]
+                   check an exported clip offline: its SHA-256, the proof's signature, the chain
+                   links and the signed hourly manifests; exit status 1 when it does not hold
 
 Options:
   -c, --config <file>   config file, YAML or JSON (or CCTV_CONFIG)
   -p, --port <port>     HTTP port (or CCTV_PORT; default 8080)
       --data-dir <dir>  data folder (or CCTV_DATA_DIR; default ./data)
-      --roles <list>    roles of this process: signaling, sfu, camera-node, comma-separated
-                        (or CCTV_ROLES; default all three)
+      --roles <list>    roles of this process: signaling, sfu, camera-node, recorder,
+                        comma-separated (or CCTV_ROLES; default all four)
   -h, --help            show this help
   -v, --version         print the version
 
@@ -28,6 +35,8 @@ Environment:
   DATABASE_URL (postgres://…; without it an embedded database lives in the data folder),
   REDIS_URL (redis://…; without it the bus, registry and rate limits live in this process),
   CCTV_ROLES, CCTV_NODE_ID (unique per process in a cluster),
+  CCTV_SPOOL_DIR (the recorder's local spool; default <data>/spool),
+  CCTV_NAS_DIR (where recordings are kept, e.g. a NAS mount; default <data>/archive),
   CCTV_MASTER_URL (where a node without signaling enrols, e.g. https://master:8080),
   CCTV_ENROLL_TOKEN (a one-time token from the dashboard) or CCTV_ENROLL_SECRET (the deployment's),
   and any config key as CCTV_<SECTION>__<KEY>, e.g. CCTV_SFU__ICE__LOOPBACK=true.
@@ -37,13 +46,15 @@ A cluster: every process gets the same REDIS_URL; signaling instances also DATAB
 `;
 
 interface Args {
-  command: 'start' | 'migrate' | 'check-config';
+  command: 'start' | 'migrate' | 'check-config' | 'verify' | 'verify-export';
   config?: string;
+  positional: string[];
+  siteKey?: string;
   overrides: Record<string, unknown>;
 }
 
 function parseArgs(argv: string[]): Args | 'help' | 'version' {
-  const out: Args = { command: 'start', overrides: {} };
+  const out: Args = { command: 'start', overrides: {}, positional: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = (): string => {
@@ -57,7 +68,9 @@ function parseArgs(argv: string[]): Args | 'help' | 'version' {
     else if (a === '-p' || a === '--port') out.overrides.http = { port: Number(value()) };
     else if (a === '--data-dir') out.overrides.dataDir = value();
     else if (a === '--roles') out.overrides.node = { roles: value().split(',').map((r) => r.trim()).filter(Boolean) };
-    else if (a === 'start' || a === 'migrate' || a === 'check-config') out.command = a;
+    else if (a === '--site-key') out.siteKey = value();
+    else if ((a === 'start' || a === 'migrate' || a === 'check-config' || a === 'verify' || a === 'verify-export') && out.command === 'start' && out.positional.length === 0) out.command = a;
+    else if ((out.command === 'verify' || out.command === 'verify-export') && !a.startsWith('-')) out.positional.push(a);
     else throw new ValidationError('', `unknown argument '${a}' (see cctv --help)`);
   }
   return out;
@@ -88,6 +101,40 @@ async function main(): Promise<void> {
       const r = await migrate(db);
       process.stdout.write(`applied ${r.applied.length} migration(s)${r.applied.length ? `: ${r.applied.join(', ')}` : ''}; ${r.skipped.length} already applied\n`);
     } finally {
+      await db.close();
+    }
+    return;
+  }
+
+  if (args.command === 'verify-export') {
+    const [clip, proofFile] = args.positional;
+    if (!clip || !proofFile) {
+      process.stderr.write('cctv: verify-export needs the clip and its proof: cctv verify-export clip.mp4 clip.proof.json\n');
+      process.exit(2);
+    }
+    const r = await verifyExport(clip, await readFile(proofFile, 'utf8'), args.siteKey ? await readFile(args.siteKey, 'utf8') : undefined);
+    process.stdout.write(`${r.ok ? 'OK' : 'NOT VERIFIED'}: ${clip}\n  signed by site key SHA-256 ${r.siteKeyFingerprint}\n  ${r.segments} segment(s), ${r.inManifests} of them in signed hourly manifests\n`);
+    for (const p of r.problems) process.stdout.write(`  problem: ${p}\n`);
+    process.exit(r.ok ? 0 : 1);
+  }
+  if (args.command === 'verify') {
+    const db = await openDatabase({ url: config.database.url, dataDir: join(resolve(config.dataDir), 'db') });
+    const rc = config.recorder;
+    const st = rc.storage ?? { id: 'nas', path: join(config.dataDir, 'archive'), requireMount: false, minFreeBytes: 0 };
+    const storage = new Storage({ config: { ...st, path: resolve(st.path) }, db, site: 'verify', ioTimeoutMs: rc.ioTimeoutMs });
+    try {
+      await migrate(db);
+      const [site] = await db.query<{ value: { publicKey: string } | string }>("SELECT value FROM settings WHERE key = 'site_key'");
+      const siteKey = site ? (typeof site.value === 'string' ? (JSON.parse(site.value) as { publicKey: string }) : site.value) : null;
+      const r = await verifyArchive({
+        db, storage, spoolDir: resolve(rc.spoolDir ?? join(config.dataDir, 'spool')),
+        ...(args.positional.length ? { cameras: args.positional } : {}), ...(siteKey ? { sitePublicKey: siteKey.publicKey } : {}),
+      });
+      process.stdout.write(`${r.ok ? 'OK' : 'PROBLEMS FOUND'}: ${r.segments} segment(s) of ${r.cameras.length} camera(s), ${r.bytes} bytes re-hashed, ${r.manifests} signed manifest(s), in ${r.durationMs} ms\n`);
+      for (const f of r.findings) process.stdout.write(`  ${f.kind}: ${f.detail}\n`);
+      process.exitCode = r.ok ? 0 : 1;
+    } finally {
+      storage.close();
       await db.close();
     }
     return;

@@ -1,27 +1,33 @@
-import { createLogger, joinCluster, type Bus, type Config, type NodeAgent } from '@cctv/core';
+import { createHash } from 'node:crypto';
+import { ValidationError, createLogger, joinCluster, openDatabase, type Bus, type Config, type NodeAgent } from '@cctv/core';
 import { startCameraNodeRole, type CameraNode } from '@cctv/camera-node';
+import { startRecorderRole, type Recorder } from '@cctv/recorder';
 import { startSfuRole, type Sfu } from '@cctv/sfu';
 import { VERSION } from './system.js';
 
 const log = createLogger('node');
 
-/** A node process without signaling: an SFU, a camera-node, or both. */
+/** A node process without signaling: an SFU, a camera-node, a recorder, or several of them. */
 export interface RunningNode {
   id: string;
   bus: Bus;
   agent: NodeAgent;
   sfu: Sfu | null;
   cameraNode: CameraNode | null;
+  recorder: Recorder | null;
   close(): Promise<void>;
 }
 
 /**
- * Starts the roles of `node.roles` (sfu, camera-node) as a node of a cluster: enrols with the master on
+ * Starts the roles of `node.roles` (sfu, camera-node, recorder) as a node of a cluster: enrols with the master on
  * the first start, then heartbeats over Redis and does what the master assigns. It keeps running on its
  * last assignment while Redis or the master is away.
  */
 export async function startNode(config: Readonly<Config>): Promise<RunningNode> {
   const roles = config.node.roles;
+  if (roles.includes('recorder') && !config.database.url) {
+    throw new ValidationError('database.url', 'a recorder keeps its segments in the database: set DATABASE_URL (the cluster\'s Postgres)');
+  }
   const m = await joinCluster(config, roles, VERSION);
   const closers: Array<() => Promise<void>> = [() => m.bus.close(), () => m.agent.close()];
   const closeAll = async () => {
@@ -41,11 +47,22 @@ export async function startNode(config: Readonly<Config>): Promise<RunningNode> 
       closers.push(() => role.close());
       cameraNode = role.node;
     }
+    let recorder: Recorder | null = null;
+    if (roles.includes('recorder')) {
+      const db = await openDatabase({ url: config.database.url, maxConnections: 4 });
+      closers.push(() => db.close());
+      const role = await startRecorderRole({
+        config, db, bus: m.bus, agent: m.agent, site: createHash('sha256').update(m.identity.sitePublicKey).digest('hex').slice(0, 16),
+        onDeleted: (r) => log.info({ segments: r.deleted, bytes: r.bytes, byReason: r.byReason, cameras: r.cameras }, 'retention removed recordings'),
+      });
+      closers.push(() => role.close());
+      recorder = role.recorder;
+    }
     await m.agent.start();
     log.info({ node: m.identity.id, roles, bus: m.bus.location }, 'node running');
     let closed = false;
     return {
-      id: m.identity.id, bus: m.bus, agent: m.agent, sfu, cameraNode,
+      id: m.identity.id, bus: m.bus, agent: m.agent, sfu, cameraNode, recorder,
       async close() {
         if (closed) return;
         closed = true;

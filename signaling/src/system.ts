@@ -8,6 +8,9 @@ import { networkInterfaces } from 'node:os';
 import { NodeAgent, collectDefaultMetrics, createLogger, migrate, openBus, openDatabase, type Bus, type Config, type Database } from '@cctv/core';
 import { startCameraNodeRole, type CameraNode } from '@cctv/camera-node';
 import { startSfuRole, type Sfu } from '@cctv/sfu';
+import { Archive, signPendingManifests, startRecorderRole, type Recorder } from '@cctv/recorder';
+import { createHash } from 'node:crypto';
+import type { ArchiveAccess } from './archive.js';
 import { buildApp } from './app.js';
 import { CameraStore } from './cameras.js';
 import { ChangeQueue } from './changes.js';
@@ -15,6 +18,7 @@ import { createCluster, localIdentity, type Cluster } from './cluster/cluster.js
 import type { ClusterRuntime } from './cluster/runtime.js';
 import { EventHub } from './ws.js';
 import { AuthService } from './auth/service.js';
+import { AuditAction } from './auth/audit.js';
 import { loadTls, type TlsMaterial } from './tls.js';
 
 const log = createLogger('signaling');
@@ -44,6 +48,8 @@ export interface System {
   sfu: Sfu | null;
   /** The cameras of this process, when it runs the camera-node role. */
   cameraNode: CameraNode | null;
+  /** The recorder in this process, when `node.roles` has it. */
+  recorder: Recorder | null;
   server: Server;
   /** The HTTPS certificate in use, when TLS is on. */
   tls: TlsMaterial | null;
@@ -139,9 +145,37 @@ export async function startSystem(opts: StartOptions): Promise<System> {
       settles.push(() => role.settled());
     }
 
+    // The recorder is a node like the others: the master places cameras on it and subscribes their SFUs
+    // to its ports.
+    let recorder: Recorder | null = null;
+    const site = createHash('sha256').update(cluster.siteKey.publicKey).digest('hex').slice(0, 16);
+    if (roles.includes('recorder')) {
+      const role = await startRecorderRole({
+        config, db, bus, agent, site,
+        onDeleted: (r) => void auth.audit.append({ actor: `recorder:${id}`, actorKind: 'system', action: AuditAction.ArchiveDeleted, details: { segments: r.deleted, bytes: r.bytes, byReason: r.byReason, cameras: r.cameras } }),
+      });
+      closers.push(() => role.close());
+      recorder = role.recorder;
+    }
+    // The master signs each camera-hour of the archive with the site's key once the hour has ended.
+    const manifests = setInterval(() => {
+      if (cluster.leadership.isLeader) void signPendingManifests(db, cluster.siteKey.privateKey).catch((error: unknown) => log.warn({ err: error }, 'cannot sign archive manifests now'));
+    }, 60_000);
+    manifests.unref();
+    closers.push(async () => clearInterval(manifests));
+    const archiveAccess: ArchiveAccess = {
+      archive: recorder?.archive ?? new Archive(db),
+      storage: recorder?.storage ?? null,
+      spoolDir: recorder?.spoolDir ?? null,
+      recorder,
+      siteKey: cluster.siteKey,
+      exportDir: join(dataDir, 'exports'),
+      thumbnailDir: join(dataDir, 'thumbnails'),
+    };
+
     const changes = new ChangeQueue(join(dataDir, 'queued-changes.json'), store, auth.audit);
     closers.push(async () => changes.close());
-    const app = buildApp({ config, db, store, runtime: cluster.runtime, whep: cluster.runtime, auth, cluster, changes, webDir: opts.webDir === undefined ? WEB_DIR : opts.webDir, version: VERSION });
+    const app = buildApp({ config, db, store, runtime: cluster.runtime, whep: cluster.runtime, auth, cluster, changes, archive: archiveAccess, webDir: opts.webDir === undefined ? WEB_DIR : opts.webDir, version: VERSION });
     const tls = await loadTls(config.http.tls, dataDir);
     const server: Server = tls ? createHttpsServer({ cert: tls.cert, key: tls.key }, app) : createServer(app);
     server.keepAliveTimeout = 5000;
@@ -169,7 +203,7 @@ export async function startSystem(opts: StartOptions): Promise<System> {
     cluster.startLeadership();
     let closed = false;
     return {
-      url, port, db, bus, auth, store, cluster, runtime: cluster.runtime, agent, sfu, cameraNode, server, tls, generatedAdminPassword: admin.generatedPassword,
+      url, port, db, bus, auth, store, cluster, runtime: cluster.runtime, agent, sfu, cameraNode, recorder, server, tls, generatedAdminPassword: admin.generatedPassword,
       async settled() {
         await cluster.master.idle();
         for (const s of settles) await s();

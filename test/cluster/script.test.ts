@@ -205,7 +205,9 @@ describe('npm run cluster', () => {
 
     // 4. Ctrl-C: every process goes, ffmpeg included.
     const tree = descendants(script.pid!);
-    expect([...tree.values()].filter((c) => c === 'node').length).toBe(names.length);
+    // One node process per service, and each recorder's storage worker.
+    const recorders = [...services.values()].filter((e) => e.CCTV_ROLES?.split(',').includes('recorder')).length;
+    expect([...tree.values()].filter((c) => c === 'node').length).toBe(names.length + recorders);
     expect([...tree.values()]).toContain('ffmpeg');
     script.kill('SIGINT');
     const end = await exited;

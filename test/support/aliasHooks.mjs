@@ -7,6 +7,7 @@ const ALIASES = {
   '@cctv/core': new URL('../../core/src/index.ts', import.meta.url).href,
   '@cctv/camera-node': new URL('../../camera-node/src/index.ts', import.meta.url).href,
   '@cctv/sfu': new URL('../../sfu/src/index.ts', import.meta.url).href,
+  '@cctv/recorder': new URL('../../recorder/src/index.ts', import.meta.url).href,
   '@cctv/signaling': new URL('../../signaling/src/index.ts', import.meta.url).href,
 };
 

@@ -32,7 +32,7 @@ export async function freePort(): Promise<number> {
 
 export interface ProcSpec {
   id: string;
-  roles: Array<'signaling' | 'sfu' | 'camera-node'>;
+  roles: Array<'signaling' | 'sfu' | 'camera-node' | 'recorder'>;
   labels?: Record<string, string>;
   env?: Record<string, string>;
 }
@@ -255,8 +255,8 @@ export class TestCluster {
     return { status: r.status, body: (text ? JSON.parse(text) : null) as T };
   }
 
-  async placement(camera: string): Promise<{ cameraNode: string | null; sfu: string | null } | null> {
-    const r = await this.api<{ placement: { cameraNode: string | null; sfu: string | null } | null }>(`/api/cameras/${camera}`);
+  async placement(camera: string): Promise<{ cameraNode: string | null; sfu: string | null; recorder: string | null } | null> {
+    const r = await this.api<{ placement: { cameraNode: string | null; sfu: string | null; recorder: string | null } | null }>(`/api/cameras/${camera}`);
     return r.body?.placement ?? null;
   }
 

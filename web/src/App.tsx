@@ -5,6 +5,7 @@ import { AuditPage } from './AuditPage';
 import { AuthStatus, can, refreshAuth, signOut, useAuth } from './auth';
 import { CodePage, EnrollPage, isLoginRoute, LoginPage, LoginRoute } from './LoginPages';
 import { NodesPage } from './NodesPage';
+import { RecordingsPage } from './RecordingsPage';
 import { CameraPage, GridPage } from './pages';
 import { Link, navigate, usePath, useSearch } from './router';
 import { SecurityPage } from './SecurityPage';
@@ -13,10 +14,12 @@ import { useCameras } from './useCameras';
 import { UsersPage } from './UsersPage';
 
 const CAMERA_ROUTE = /^\/camera\/([^/]+)\/?$/;
+const RECORDINGS_ROUTE = /^\/recordings(?:\/([^/]+))?\/?$/;
 
 /** The pages of the header, each shown to those who hold its permission (none: everyone signed in). */
 const NAV: readonly { to: string; label: string; permission?: Permission }[] = [
   { to: '/', label: 'Live' },
+  { to: '/recordings', label: 'Recordings', permission: 'camera:archive' },
   { to: '/nodes', label: 'Nodes', permission: 'nodes:read' },
   { to: '/users', label: 'Users', permission: 'users:manage' },
   { to: '/security', label: 'Security', permission: 'settings:manage' },
@@ -130,7 +133,8 @@ function SignedIn({ me, path }: { me: Me; path: string }) {
   const cameraId = match?.[1] !== undefined ? decodeURIComponent(match[1]) : null;
   const cameraName = cameraId !== null ? cameras?.find((c) => c.id === cameraId)?.name ?? cameraId : null;
   const nav = NAV.filter((n) => !n.permission || can(me, n.permission));
-  const section = nav.find((n) => n.to !== '/' && path === n.to)?.label ?? null;
+  const recordings = RECORDINGS_ROUTE.exec(path);
+  const section = nav.find((n) => n.to !== '/' && (path === n.to || (n.to === '/recordings' && recordings !== null)))?.label ?? null;
 
   useEffect(() => {
     document.title = cameraName ? `${cameraName} · CCTV` : section ? `${section} · CCTV` : 'CCTV';
@@ -154,7 +158,7 @@ function SignedIn({ me, path }: { me: Me; path: string }) {
           <nav aria-label="Main">
             <ul className="nav">
               {nav.map((n) => {
-                const current = n.to === '/' ? path === '/' || cameraId !== null : path === n.to;
+                const current = n.to === '/' ? path === '/' || cameraId !== null : n.to === '/recordings' ? recordings !== null : path === n.to;
                 return (
                   <li key={n.to}>
                     <Link to={n.to} aria-current={current ? 'page' : undefined} data-testid={`nav-${n.label.toLowerCase()}`}>
@@ -186,6 +190,8 @@ function SignedIn({ me, path }: { me: Me; path: string }) {
           <CameraPage id={cameraId} cameras={cameras} />
         ) : path === '/' ? (
           <GridPage cameras={mayWatch ? cameras : []} apply={apply} canManage={can(me, 'cameras:manage')} />
+        ) : recordings !== null ? (
+          gated('camera:archive', <RecordingsPage cameras={cameras} cameraId={recordings[1] !== undefined ? decodeURIComponent(recordings[1]) : null} />)
         ) : path === '/account' ? (
           <AccountPage me={me} cameras={cameras ?? []} />
         ) : path === '/users' ? (

@@ -517,6 +517,9 @@ export const api = {
   audit: (q: AuditQuery) => request<AuditPage>('GET', `/api/audit${query({ ...q })}`),
   verifyAudit: () => request<ChainCheck>('GET', '/api/audit/verify'),
 
+  archiveTimeline: (id: string, from: number, to: number) => request<Timeline>('GET', `/api/cameras/${seg(id)}/archive/timeline${query({ from, to })}`),
+  exportClip: (id: string, from: string, to: string) => request<ExportResult>('POST', `/api/cameras/${seg(id)}/archive/exports`, { from, to }),
+
   cluster: () => request<ClusterView>('GET', '/api/cluster'),
   nodes: () => request<NodeView[]>('GET', '/api/nodes'),
   drainNode: (id: string) => request<NodeView>('POST', `/api/nodes/${seg(id)}/drain`),
@@ -525,6 +528,26 @@ export const api = {
   createEnrollmentToken: (roles: NodeRole[], ttlS?: number) =>
     request<EnrollmentToken>('POST', '/api/nodes/enrollment-tokens', ttlS === undefined ? { roles } : { roles, ttlS }),
 } as const;
+
+/** A camera's recorded stretches and gaps over a window (GET …/archive/timeline). */
+export interface Timeline {
+  camera: string;
+  fromMs: number;
+  toMs: number;
+  recorded: Array<{ startMs: number; endMs: number }>;
+  gaps: Array<{ startMs: number; endMs: number; reason: string | null }>;
+  recordedMs: number;
+  bytes: number;
+}
+
+/** An exported clip: where to download it and its proof. */
+export interface ExportResult {
+  mp4: string;
+  proof: string;
+  sha256: string;
+  bytes: number;
+  segments: number;
+}
 
 /** The WHEP endpoint of a camera. */
 export function whepUrl(id: string): string {

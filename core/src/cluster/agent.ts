@@ -39,6 +39,7 @@ export interface ReportPart {
   api?: string | null;
   ingressBps?: number;
   viewers?: number;
+  recorder?: Heartbeat['recorder'];
 }
 
 export interface AgentEvents extends Record<string, unknown[]> {
@@ -210,7 +211,7 @@ export class NodeAgent extends TypedEmitter<AgentEvents> {
 
   /** This node's heartbeat now. */
   heartbeat(): Heartbeat {
-    const r = { cameras: [] as Heartbeat['cameras'], rooms: [] as Heartbeat['rooms'], ingestHost: null as string | null, api: null as string | null, ingressBps: 0, viewers: 0 };
+    const r = { cameras: [] as Heartbeat['cameras'], rooms: [] as Heartbeat['rooms'], ingestHost: null as string | null, api: null as string | null, ingressBps: 0, viewers: 0, recorder: null as Heartbeat['recorder'] };
     for (const part of this.#parts) {
       const p = part();
       r.cameras.push(...(p.cameras ?? []));
@@ -219,6 +220,7 @@ export class NodeAgent extends TypedEmitter<AgentEvents> {
       r.api = p.api ?? r.api;
       r.ingressBps += p.ingressBps ?? 0;
       r.viewers += p.viewers ?? 0;
+      r.recorder = p.recorder ?? r.recorder;
     }
     return {
       id: this.#o.id,
@@ -234,6 +236,7 @@ export class NodeAgent extends TypedEmitter<AgentEvents> {
       epoch: this.#epoch,
       cameras: r.cameras,
       rooms: r.rooms,
+      recorder: r.recorder,
     };
   }
 

@@ -14,7 +14,7 @@ import type { Box } from './box.js';
  *   events             camera state changes, as they happen (signed by the node)
  *   leader             the master lease: `<instance>:<epoch>`
  *   placements         where every camera runs (set and published by the master; every signaling
- *                      instance routes WHEP by it)
+ *                      instance routes WHEP by it, every recorder takes its cameras from it)
  *   config             a camera or setting changed in the database (every instance reloads)
  *   nodes              a node was enrolled, drained or revoked (every instance reloads its keys)
  */
@@ -82,6 +82,11 @@ export interface Heartbeat {
   cameras: CameraStatus[];
   /** Rooms open here (SFU). */
   rooms: RoomReport[];
+  /**
+   * The recorder here: the address SFUs send RTP to, and the UDP port of each camera it records (the
+   * master subscribes the camera's SFU to it).
+   */
+  recorder?: { host: string; ports: Record<string, number>; recording: string[] } | null;
 }
 
 /** A camera as a camera-node is told to run it. */
@@ -102,12 +107,18 @@ export type RpcRequest =
   | { method: 'sfu.rooms'; params: { epoch: number; version: number; cameras: string[] } }
   | { method: 'sfu.whep.offer'; params: { camera: string; sdp: string } }
   | { method: 'sfu.whep.delete'; params: { camera: string; viewer: string } }
+  | { method: 'sfu.subscribe'; params: { camera: string; host: string; port: number; leaseMs?: number } }
+  | { method: 'sfu.renew'; params: { camera: string; id: string } }
+  | { method: 'sfu.unsubscribe'; params: { camera: string; id: string } }
   | { method: 'ping'; params: { sentAt: number } };
 
 export interface RpcResults {
   'sfu.rooms': { ports: Record<string, number> };
   'sfu.whep.offer': { viewer: string; sdp: string };
   'sfu.whep.delete': Record<string, never>;
+  'sfu.subscribe': { id: string; codec: VideoCodec; payloadType: number; ssrc: number };
+  'sfu.renew': { ok: boolean };
+  'sfu.unsubscribe': Record<string, never>;
   ping: { clock: number };
 }
 

@@ -16,6 +16,8 @@ const ENV_ALIASES: Record<string, string> = {
   DATABASE_URL: 'database.url',
   REDIS_URL: 'redis.url',
   CCTV_ROLES: 'node.roles',
+  CCTV_SPOOL_DIR: 'recorder.spoolDir',
+  CCTV_NAS_DIR: 'recorder.storage.path',
   CCTV_MASTER_URL: 'cluster.masterUrl',
   CCTV_ENROLL_SECRET: 'cluster.enrollSecret',
   CCTV_ENROLL_TOKEN: 'cluster.enrollToken',

@@ -89,12 +89,45 @@ export const CameraSchema = z.strictObject({
       prefer: z.record(z.string(), z.string()).default({}),
     })
     .prefault({}),
+  /** Recording to the archive. */
+  recording: z
+    .strictObject({
+      /** Record this camera; default true. */
+      enabled: z.boolean().default(true),
+      /** Delete recordings older than this many days (0: no limit by age); default 30. */
+      retainDays: z.number().min(0).max(3650).default(30),
+      /** Keep at most this many bytes of this camera (0: no limit by size); default 0. */
+      retainBytes: z.number().int().min(0).default(0),
+      /**
+       * `copy` keeps the camera's own stream (no re-encoding, the default); `H265` re-encodes an H.264
+       * camera to H.265 for storage (smaller archives, at the cost of a CPU encoder per camera).
+       */
+      storageCodec: z.enum(['copy', 'H265']).default('copy'),
+    })
+    .prefault({}),
 });
 export type CameraConfig = z.infer<typeof CameraSchema>;
 /** What a client sends; defaults not yet applied. */
 export type CameraInput = z.input<typeof CameraSchema>;
 
-export const ROLES = ['signaling', 'sfu', 'camera-node'] as const;
+export const ROLES = ['signaling', 'sfu', 'camera-node', 'recorder'] as const;
+
+const StorageSchema = z.strictObject({
+  /** Name of the storage (in the database and in metrics); default `nas`. */
+  id: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_-]{0,31}$/, 'must be 1–32 letters, digits, _ or -').default('nas'),
+  /** The directory recordings end up in: a NAS mount, a disk. */
+  path: z.string().min(1),
+  /**
+   * The path must be a mount point (its device differs from its parent's); default false. Set it for a
+   * NAS share, so an unmounted share (an empty directory on the local disk) is never written to.
+   */
+  requireMount: z.boolean().default(false),
+  /** A command run (through sh) when the storage is found unavailable, e.g. `mount /mnt/nas`; default none. */
+  remountCommand: z.string().min(1).optional(),
+  /** Keep at least this many bytes free on it: retention deletes the oldest recordings first; default 1 GiB. */
+  minFreeBytes: z.number().int().min(0).default(1024 ** 3),
+});
+export type StorageConfig = z.infer<typeof StorageSchema>;
 
 const limit = z.strictObject({ max: z.number().int().min(1), windowS: z.number().int().min(1).max(86_400) });
 
@@ -270,6 +303,33 @@ export const ConfigSchema = z.strictObject({
       heartbeatMs: z.number().int().min(100).max(30_000).default(1000),
       /** Clock offsets beyond this raise a warning, ms; default 100. */
       clockWarningMs: z.number().int().min(1).max(60_000).default(100),
+    })
+    .prefault({}),
+  recorder: z
+    .strictObject({
+      /** Local spool segments are written to before they go to the storage; default dataDir/spool. */
+      spoolDir: z.string().min(1).optional(),
+      /** The spool's size limit: past it the oldest spooled segments are dropped (and counted); default 2 GiB. */
+      spoolMaxBytes: z.number().int().min(16 * 1024 * 1024).default(2 * 1024 ** 3),
+      /** Warn when the spool holds more than this share of its limit; default 0.5. */
+      spoolWarnRatio: z.number().min(0.05).max(1).default(0.5),
+      /** Where recordings are kept; default one storage in dataDir/archive (CCTV_NAS_DIR sets its path). */
+      storage: StorageSchema.optional(),
+      /** Target segment length in seconds (cut at the next keyframe); default 4 (RFC 8216 allows any; 2–6 suits scrubbing). */
+      segmentSeconds: z.number().min(1).max(10).default(4),
+      /** Any one storage operation that takes longer than this is failed and the storage marked unavailable, ms; default 5000. */
+      ioTimeoutMs: z.number().int().min(200).max(120_000).default(5000),
+      /** The encoder of cameras recorded with `storageCodec: H265`: libx265 preset and CRF (lower is better and bigger). */
+      h265: z
+        .strictObject({
+          preset: z.enum(['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium']).default('veryfast'),
+          crf: z.number().int().min(0).max(51).default(28),
+        })
+        .prefault({}),
+      /** Address SFUs send a camera's RTP to for recording (this machine's, as they reach it); default 127.0.0.1. */
+      listenHost: z.string().min(1).default('127.0.0.1'),
+      /** How often retention runs, s; default 60. */
+      retentionIntervalS: z.number().int().min(1).max(86_400).default(60),
     })
     .prefault({}),
   /** On a first start with no cameras, add the synthetic test camera `demo`; default true. */

@@ -40,6 +40,10 @@ export const AuditAction = {
   LiveStarted: 'view.live_started',
   ArchivePlayed: 'view.archive_played',
   Exported: 'view.exported',
+  ArchiveVerified: 'archive.verified',
+  ArchiveDeleted: 'archive.deleted',
+  ArchiveProtected: 'archive.protected',
+  ArchiveUnprotected: 'archive.unprotected',
 } as const;
 export type AuditAction = (typeof AuditAction)[keyof typeof AuditAction];
 

@@ -16,10 +16,12 @@ export interface Candidate {
   viewers: number;
 }
 
-/** Where a camera runs: its camera-node and its SFU (null: nowhere fits now). */
+/** Where a camera runs: its camera-node, its SFU and its recorder (null: nowhere fits now, or not recorded). */
 export interface Placement {
   cameraNode: string | null;
   sfu: string | null;
+  /** The recorder that records it (null when recording is off or no recorder is alive). */
+  recorder?: string | null;
   /** Why it is not (fully) placed, for the API. */
   problem: string | null;
   /** When the camera was last moved by load (not by a failure), ms; limits rebalancing. */
@@ -28,7 +30,7 @@ export interface Placement {
 
 export interface Move {
   camera: string;
-  role: 'camera-node' | 'sfu';
+  role: 'camera-node' | 'sfu' | 'recorder';
   from: string | null;
   to: string | null;
   reason: string;
@@ -55,6 +57,7 @@ const ATTACHED: ReadonlySet<string> = new Set(['rpicam', 'rtp']);
 // busy machine takes fewer.
 const CAMERA_COST = 0.25;
 const ROOM_COST = 0.2;
+const RECORDING_COST = 0.1;
 const VIEWER_COST = 0.01;
 
 function labelsMatch(labels: Readonly<Record<string, string>>, want: Readonly<Record<string, string>>): boolean {
@@ -98,9 +101,11 @@ export function place(
   const moves: Move[] = [];
   const camCost = new Map<string, number>();
   const sfuCost = new Map<string, number>();
+  const recCost = new Map<string, number>();
   for (const n of nodes) {
     camCost.set(n.id, n.cpu);
     sfuCost.set(n.id, n.cpu + n.ingressBps / 200e6 + n.viewers * VIEWER_COST);
+    recCost.set(n.id, n.cpu);
   }
   // Costs of what stays: counted before anything new is placed.
   const sorted = [...cameras].filter((c) => c.enabled).sort((a, b) => a.id.localeCompare(b.id));
@@ -108,6 +113,7 @@ export function place(
     const cur = current.get(cam.id);
     if (cur?.cameraNode && byId.has(cur.cameraNode)) camCost.set(cur.cameraNode, (camCost.get(cur.cameraNode) ?? 0) + CAMERA_COST / Math.max(1, byId.get(cur.cameraNode)!.cpus / 2));
     if (cur?.sfu && byId.has(cur.sfu)) sfuCost.set(cur.sfu, (sfuCost.get(cur.sfu) ?? 0) + ROOM_COST / Math.max(1, byId.get(cur.sfu)!.cpus / 2));
+    if (cur?.recorder && byId.has(cur.recorder)) recCost.set(cur.recorder, (recCost.get(cur.recorder) ?? 0) + RECORDING_COST);
   }
   const shedThisRound = new Set<string>();
 
@@ -169,7 +175,25 @@ export function place(
         problem ??= 'no SFU node is alive and undrained';
       }
     }
-    out.set(cam.id, { cameraNode, sfu, problem, ...(rebalancedAt !== undefined ? { rebalancedAt } : {}) });
+    // The recorder: kept while alive and not drained; else the least loaded, preferring the camera's labels.
+    let recorder = cam.recording.enabled ? (cur?.recorder ?? null) : null;
+    if (cam.recording.enabled) {
+      const curRec = recorder ? byId.get(recorder) : undefined;
+      const recOk = (n: Candidate) => n.roles.includes('recorder') && n.alive && !n.drained;
+      if (!curRec || !recOk(curRec)) {
+        const why = !recorder ? 'new' : !curRec ? `${recorder} is gone` : !curRec.alive ? `${recorder} is down` : `${recorder} is drained`;
+        const best = pick(nodes.filter(recOk), cam.placement.prefer, recCost);
+        if (best) {
+          moves.push({ camera: cam.id, role: 'recorder', from: recorder, to: best.id, reason: why });
+          recorder = best.id;
+          recCost.set(best.id, (recCost.get(best.id) ?? 0) + RECORDING_COST);
+        } else {
+          if (recorder) moves.push({ camera: cam.id, role: 'recorder', from: recorder, to: null, reason: why });
+          recorder = null;
+        }
+      }
+    }
+    out.set(cam.id, { cameraNode, sfu, recorder, problem, ...(rebalancedAt !== undefined ? { rebalancedAt } : {}) });
   }
   return { placements: out, moves };
 }

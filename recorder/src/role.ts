@@ -1,0 +1,111 @@
+import {
+  CameraSchema, Channel, Key, createLogger, isDatabaseUnavailable,
+  type Bus, type CameraConfig, type Config, type Database, type NodeAgent,
+} from '@cctv/core';
+import { Recorder } from './recorder.js';
+import type { RetentionResult } from './retention.js';
+
+const log = createLogger('recorder:role');
+
+export interface RecorderRoleOptions {
+  config: Readonly<Config>;
+  db: Database;
+  bus: Bus;
+  /** The process's cluster agent: the recorder's ports go out in its heartbeats. */
+  agent: NodeAgent;
+  /** The site the archive belongs to (in the storage's identity file). */
+  site: string;
+  onDeleted?: (r: RetentionResult) => void;
+}
+
+export interface RecorderRole {
+  recorder: Recorder;
+  close(): Promise<void>;
+}
+
+interface Published {
+  epoch: number;
+  placements: Array<{ camera: string; recorder?: string | null }>;
+}
+
+/** The cameras in the database (the source of truth), as configs; rows that no longer parse are skipped. */
+async function loadCameras(db: Database): Promise<CameraConfig[]> {
+  const rows = await db.query<{ id: string; name: string; enabled: boolean; source: unknown; placement: unknown; recording: unknown }>(
+    'SELECT id, name, enabled, source, placement, recording FROM cameras ORDER BY id',
+  );
+  const out: CameraConfig[] = [];
+  for (const r of rows) {
+    const json = (v: unknown) => (typeof v === 'string' ? JSON.parse(v) : v);
+    const parsed = CameraSchema.safeParse({ id: r.id, name: r.name, enabled: r.enabled, source: json(r.source), placement: json(r.placement) ?? {}, recording: json(r.recording) ?? {} });
+    if (parsed.success) out.push(parsed.data);
+    else log.warn({ camera: r.id }, 'a camera in the database does not parse; not recording it');
+  }
+  return out;
+}
+
+/**
+ * Runs the recorder as a node of the cluster: it records the cameras the master placed on it (the
+ * published placements), with their configs from the database, and reports in every heartbeat the UDP
+ * port of each, to which the master subscribes the camera's SFU. When this node dies, the master
+ * places its cameras on another recorder.
+ */
+export async function startRecorderRole(o: RecorderRoleOptions): Promise<RecorderRole> {
+  const id = o.agent.id;
+  const listenHost = o.config.recorder.listenHost;
+  const recorder = new Recorder({
+    config: o.config, db: o.db, id, site: o.site, listenHost,
+    source: {
+      passive: true,
+      subscribe: () => Promise.reject(new Error('a passive source does not subscribe')),
+      renew: async () => true,
+      unsubscribe: async () => {},
+    },
+    ...(o.onDeleted ? { onDeleted: o.onDeleted } : {}),
+  });
+  await recorder.start();
+  o.agent.contribute(() => ({ recorder: { host: listenHost, ports: recorder.ports(), recording: recorder.status().cameras.filter((c) => c.recording).map((c) => c.id) } }));
+
+  let published: Published | null = null;
+  let applying: Promise<void> = Promise.resolve();
+  let closed = false;
+  const apply = () => {
+    applying = applying.then(async () => {
+      if (closed || !published) return;
+      const mine = new Set(published.placements.filter((p) => p.recorder === id).map((p) => p.camera));
+      try {
+        const cameras = (await loadCameras(o.db)).filter((c) => mine.has(c.id));
+        await recorder.setCameras(cameras);
+      } catch (error) {
+        log.warn({ err: error }, isDatabaseUnavailable(error) ? 'cannot read the cameras while the database is away; recording the current ones' : 'cannot apply the placements');
+      }
+    });
+    return applying;
+  };
+  const take = (m: unknown) => {
+    const p = m as Published;
+    if (!p || !Array.isArray(p.placements) || typeof p.epoch !== 'number') return;
+    if (published && p.epoch < published.epoch) return;
+    published = p;
+    void apply();
+  };
+  const unsubs = [
+    await o.bus.subscribe(Channel.placements, take),
+    // A camera changed (its recording settings, say): read them again.
+    await o.bus.subscribe(Channel.config, () => void apply()),
+  ];
+  const raw = await o.bus.get(Key.placements).catch(() => null);
+  if (raw) take(JSON.parse(raw));
+  // Retried now and then: the database may have been away when a change came.
+  const timer = setInterval(() => void apply(), 30_000);
+  timer.unref();
+  return {
+    recorder,
+    async close() {
+      closed = true;
+      clearInterval(timer);
+      await Promise.allSettled(unsubs.map((u) => u()));
+      await applying;
+      await recorder.close();
+    },
+  };
+}
