@@ -1,11 +1,11 @@
 import { createHash, createPrivateKey, createPublicKey, sign, verify } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnGuarded } from '@cctv/core';
 import { linkOf, type Archive, type SegmentRow } from './archive.js';
 import { verifyManifest, type Manifest } from './manifest.js';
+import { hashFile } from './hash.js';
 
 /** What comes with an exported clip: enough to check it offline against the site's public key. */
 export interface ExportProof {
@@ -25,15 +25,6 @@ export interface ExportProof {
   signature: string;
 }
 
-async function sha256File(path: string): Promise<{ sha256: string; bytes: number }> {
-  const h = createHash('sha256');
-  let bytes = 0;
-  for await (const c of createReadStream(path)) {
-    h.update(c as Buffer);
-    bytes += (c as Buffer).length;
-  }
-  return { sha256: h.digest('hex'), bytes };
-}
 
 function unsigned(p: Omit<ExportProof, 'signature'> | ExportProof): string {
   const { signature: _sig, ...rest } = p as ExportProof;
@@ -95,7 +86,7 @@ export async function exportClip(o: ExportOptions): Promise<ExportProof> {
       child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`ffmpeg could not make the MP4: ${err.trim().slice(-300)}`))));
       child.once('error', reject);
     });
-    const file = await sha256File(o.out);
+    const file = await hashFile(o.out);
     const hours = [...new Set(rows.map((r) => Math.floor(r.start_ms / 3_600_000) * 3_600_000))];
     const manifests = (await o.archive.db.query<{ hour_ms: number; body: string; signature: string }>(
       'SELECT hour_ms, body, signature FROM archive_manifests WHERE camera_id = $1 AND hour_ms = ANY($2::bigint[]) ORDER BY hour_ms',
@@ -154,7 +145,7 @@ export async function verifyExport(mp4: string, proofText: string, expectedSiteK
     sigOk = false;
   }
   if (!sigOk) problems.push('the proof\'s signature is not valid: the proof was changed');
-  const file = await sha256File(mp4).catch(() => null);
+  const file = await hashFile(mp4).catch(() => null);
   if (!file) problems.push(`cannot read ${mp4}`);
   else if (file.sha256 !== proof.file.sha256 || file.bytes !== proof.file.bytes) problems.push(`the clip's SHA-256 is ${file.sha256}, the proof says ${proof.file.sha256}: the clip was changed`);
   for (const s of proof.segments) {

@@ -11,8 +11,8 @@ export { Archive, linkOf, rowLink, storagePath, initStoragePath, RANGE_JOIN_MS }
 export type { SegmentRow, NewSegment } from './archive.js';
 export { Storage, StorageProblem } from './storage.js';
 export type { StorageStatus } from './storage.js';
-export { IDENTITY_FILE } from './storageWorker.js';
-export type { StorageIdentity } from './storageWorker.js';
+export { IDENTITY_FILE } from './storageProtocol.js';
+export type { StorageIdentity } from './storageProtocol.js';
 export { applyRetention } from './retention.js';
 export type { RetentionResult } from './retention.js';
 export { verifyArchive } from './verify.js';

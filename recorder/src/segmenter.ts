@@ -95,6 +95,8 @@ interface Run {
   startedAt: number;
   ended: boolean;
   exited: Promise<void>;
+  /** A socket connected to ffmpeg's input port (sends without an address lookup each). */
+  out: dgram.Socket | null;
 }
 
 /** A free even UDP port whose odd neighbour (ffmpeg's RTCP) is free too. */
@@ -157,7 +159,6 @@ export class Segmenter extends TypedEmitter<SegmenterEvents> {
   readonly camera: string;
   readonly #o: SegmenterOptions;
   readonly #socket: dgram.Socket;
-  readonly #toFfmpeg: dgram.Socket;
   readonly #hdr = newRtpHeader();
   #sub: { id: string; codec: VideoCodec; payloadType: number; ssrc: number } | null = null;
   #run: Run | null = null;
@@ -174,9 +175,7 @@ export class Segmenter extends TypedEmitter<SegmenterEvents> {
     this.camera = o.camera;
     // Room for bursts (a group of pictures replayed at once) beside the live stream.
     this.#socket = dgram.createSocket({ type: 'udp4', recvBufferSize: RECV_BUFFER_BYTES });
-    this.#toFfmpeg = dgram.createSocket('udp4');
     this.#socket.on('error', (error) => log.warn({ camera: o.camera, err: error }, 'recorder socket error'));
-    this.#toFfmpeg.on('error', () => {});
     this.#socket.on('message', (buf) => this.#onPacket(buf));
     this.onListenerError = (event, error) => log.error({ camera: o.camera, event, err: error }, 'segmenter listener failed');
   }
@@ -200,7 +199,6 @@ export class Segmenter extends TypedEmitter<SegmenterEvents> {
 
   async start(): Promise<void> {
     await new Promise<void>((resolve) => this.#socket.bind(0, this.#o.listenHost ?? '127.0.0.1', () => resolve()));
-    await new Promise<void>((resolve) => this.#toFfmpeg.bind(0, '127.0.0.1', () => resolve()));
     await mkdir(join(this.#o.spoolDir, this.camera), { recursive: true });
     await this.recover();
     this.#timers.push(setInterval(() => this.#tick(), POLL_MS));
@@ -313,7 +311,7 @@ export class Segmenter extends TypedEmitter<SegmenterEvents> {
       if (!key) return;
       run = this.#startRun(codec, h.timestamp, now, h.ssrc);
     }
-    if (run.ready) this.#toFfmpeg.send(buf, run.port, '127.0.0.1');
+    if (run.ready) run.out?.send(buf);
     else if (run.buffer.length < MAX_BUFFERED) run.buffer.push(Buffer.from(buf));
   }
 
@@ -328,7 +326,7 @@ export class Segmenter extends TypedEmitter<SegmenterEvents> {
     const wall0 = now - Math.max(0, tsDiff(this.#lastTs, ts0)) / 90;
     const run: Run = {
       info: { camera: this.camera, run: id, codec, wall0 }, dir, port: 0, child: null, ready: false, buffer: [],
-      nextSeq: 0, offsetMs: 0, ts0, startedAt: now, ended: false, exited: Promise.resolve(),
+      nextSeq: 0, offsetMs: 0, ts0, startedAt: now, ended: false, exited: Promise.resolve(), out: null,
     };
     this.#runSsrc = ssrc;
     this.#ssrcLastAt = now;
@@ -395,6 +393,14 @@ export class Segmenter extends TypedEmitter<SegmenterEvents> {
     const deadline = Date.now() + 3000;
     while (!udpPortBound(run.port) && Date.now() < deadline && !run.ended) await new Promise((r) => setTimeout(r, 20));
     if (run.ended) return;
+    const out = dgram.createSocket('udp4');
+    out.on('error', () => {});
+    await new Promise<void>((resolve) => out.connect(run.port, '127.0.0.1', () => resolve()));
+    if (run.ended) {
+      out.close();
+      return;
+    }
+    run.out = out;
     // Handed over in slices: a burst bigger than ffmpeg's socket buffer would lose packets. Packets that
     // arrive meanwhile join the queue, so the order holds.
     while (run.buffer.length > 0 && !run.ended) {
@@ -402,7 +408,7 @@ export class Segmenter extends TypedEmitter<SegmenterEvents> {
       while (run.buffer.length > 0 && bytes < FLUSH_SLICE_BYTES) {
         const b = run.buffer.shift()!;
         bytes += b.length;
-        this.#toFfmpeg.send(b, run.port, '127.0.0.1');
+        run.out?.send(b);
       }
       await new Promise((r) => setTimeout(r, 2));
     }
@@ -421,6 +427,8 @@ export class Segmenter extends TypedEmitter<SegmenterEvents> {
       // ffmpeg finishes its last segment and ends its playlist on SIGTERM.
       if (child) await terminate(child, 3000);
       await run.exited;
+      run.out?.close();
+      run.out = null;
       this.#poll(run);
       await writeFile(join(run.dir, 'closed'), '').catch(() => {});
       this.safeEmit('runEnded', { run: run.info.run, reason });
@@ -472,7 +480,6 @@ export class Segmenter extends TypedEmitter<SegmenterEvents> {
     }
     if (this.#sub && !this.#o.source.passive) await this.#o.source.unsubscribe(this.camera, this.#sub.id).catch(() => {});
     this.#socket.close();
-    this.#toFfmpeg.close();
     this.removeAllListeners();
   }
 }

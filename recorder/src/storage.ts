@@ -1,7 +1,7 @@
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { TimeoutError, TypedEmitter, UnavailableError, createLogger, gauge, counter, type Database, type StorageConfig } from '@cctv/core';
-import type { ProbeResult, StorageIdentity, WorkerRequest } from './storageWorker.js';
+import type { ProbeResult, StorageIdentity, WorkerRequest } from './storageProtocol.js';
 
 const log = createLogger('recorder:storage');
 

@@ -7,42 +7,12 @@
  * Requests arrive over IPC as `{ id, op, ...args }`; answers are `{ id, ok: true, result }` or
  * `{ id, ok: false, error: { code, message } }`.
  */
-import { createHash } from 'node:crypto';
-import { constants, createReadStream } from 'node:fs';
+import { constants } from 'node:fs';
 import { mkdir, open, readFile, readdir, rename, rm, stat, statfs, unlink } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
-
-export const IDENTITY_FILE = '.cctv-storage.json';
-
-export interface StorageIdentity {
-  storageId: string;
-  site: string;
-  createdAt: string;
-}
-
-export type WorkerRequest =
-  | { id: number; op: 'probe'; root: string; requireMount: boolean }
-  | { id: number; op: 'init'; root: string; identity: StorageIdentity }
-  | { id: number; op: 'mkdir'; root: string }
-  | { id: number; op: 'put'; root: string; rel: string; src: string; sha256: string; requireMount: boolean }
-  | { id: number; op: 'putData'; root: string; rel: string; data: Uint8Array; sha256: string; requireMount: boolean }
-  | { id: number; op: 'hash'; root: string; rel: string }
-  | { id: number; op: 'read'; root: string; rel: string }
-  | { id: number; op: 'remove'; root: string; rel: string }
-  | { id: number; op: 'list'; root: string; rel: string };
-
-export interface ProbeResult {
-  exists: boolean;
-  isMount: boolean;
-  /** Entries in the directory, excluding the identity file (0 for an empty, perhaps unmounted, directory). */
-  entries: number;
-  identity: StorageIdentity | null;
-  freeBytes: number;
-  totalBytes: number;
-  /** A file could be written, synced, read and removed. */
-  writable: boolean;
-  writeError: { code: string; message: string } | null;
-}
+import { fileURLToPath } from 'node:url';
+import { IDENTITY_FILE, type ProbeResult, type StorageIdentity, type WorkerRequest } from './storageProtocol.js';
+import { hashFile } from './hash.js';
 
 function inside(root: string, rel: string): string {
   const abs = resolve(root, rel);
@@ -51,15 +21,6 @@ function inside(root: string, rel: string): string {
   return abs;
 }
 
-async function hashFile(path: string): Promise<{ sha256: string; bytes: number }> {
-  const h = createHash('sha256');
-  let bytes = 0;
-  for await (const chunk of createReadStream(path)) {
-    h.update(chunk as Buffer);
-    bytes += (chunk as Buffer).length;
-  }
-  return { sha256: h.digest('hex'), bytes };
-}
 
 async function syncDir(path: string): Promise<void> {
   const fh = await open(path, constants.O_RDONLY);
@@ -210,11 +171,13 @@ async function handle(m: WorkerRequest): Promise<unknown> {
   }
 }
 
-process.on('message', (m: WorkerRequest) => {
-  handle(m).then(
-    (result) => process.send?.({ id: m.id, ok: true, result }),
-    (e: NodeJS.ErrnoException) => process.send?.({ id: m.id, ok: false, error: { code: e.code ?? 'EIO', message: e.message } }),
-  );
-});
-// The recorder went away: so do we.
-process.on('disconnect', () => process.exit(0));
+// Only as the worker process itself (never when imported): answer requests, and go when the recorder does.
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url) && process.send) {
+  process.on('message', (m: WorkerRequest) => {
+    handle(m).then(
+      (result) => process.send?.({ id: m.id, ok: true, result }),
+      (e: NodeJS.ErrnoException) => process.send?.({ id: m.id, ok: false, error: { code: e.code ?? 'EIO', message: e.message } }),
+    );
+  });
+  process.on('disconnect', () => process.exit(0));
+}

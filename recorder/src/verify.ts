@@ -1,10 +1,9 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import { counter, type Database } from '@cctv/core';
 import { rowLink, SEGMENT_COLUMNS, storagePath, type SegmentRow } from './archive.js';
 import { verifyManifest, type Manifest } from './manifest.js';
 import type { Storage } from './storage.js';
+import { hashFile } from './hash.js';
 
 const verifyFailures = counter('cctv_archive_verification_failures_total', 'Problems verify found in the archive, by kind.', ['kind']);
 
@@ -56,15 +55,6 @@ export interface VerifyOptions {
   sitePublicKey?: string;
 }
 
-async function hashLocal(path: string): Promise<{ sha256: string; bytes: number }> {
-  const h = createHash('sha256');
-  let bytes = 0;
-  for await (const c of createReadStream(path)) {
-    h.update(c as Buffer);
-    bytes += (c as Buffer).length;
-  }
-  return { sha256: h.digest('hex'), bytes };
-}
 
 type ChainEntry = { id: number; prev_link: string | null; link: string; tomb: boolean };
 
@@ -130,7 +120,7 @@ export async function verifyArchive(o: VerifyOptions): Promise<VerifyReport> {
         if (r.state === 'spool') paths.add(storagePath(r.camera_id, r.start_ms, r.id));
         if (o.rehash === false) continue;
         try {
-          const h = r.state === 'stored' ? await o.storage.hash(r.path) : await hashLocal(join(o.spoolDir, r.path));
+          const h = r.state === 'stored' ? await o.storage.hash(r.path) : await hashFile(join(o.spoolDir, r.path));
           bytes += h.bytes;
           if (h.sha256 !== r.sha256 || h.bytes !== r.bytes) add({ kind: 'altered', camera, segment: r.id, path: r.path, detail: `segment ${r.id} (${r.path}) has changed: SHA-256 ${h.sha256}, recorded ${r.sha256}` });
         } catch (error) {

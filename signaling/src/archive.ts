@@ -55,6 +55,21 @@ export function timeRange(req: Request, defaultSpanMs: number, maxSpanMs: number
   return { fromMs, toMs };
 }
 
+/** `{ from, to }` of a JSON body (ISO 8601 or ms since the epoch), `from` before `to`. */
+function bodyRange(body: unknown): { fromMs: number; toMs: number } {
+  const b = (body ?? {}) as { from?: unknown; to?: unknown };
+  const t = (name: 'from' | 'to'): number => {
+    const v = b[name];
+    const n = typeof v === 'number' ? v : typeof v === 'string' ? Date.parse(v) : NaN;
+    if (!Number.isFinite(n)) throw new ApiError('VALIDATION_FAILED', `'${name}' must be an ISO 8601 time or milliseconds since 1970`, { field: name });
+    return n;
+  };
+  const fromMs = t('from');
+  const toMs = t('to');
+  if (fromMs >= toMs) throw new ApiError('VALIDATION_FAILED', "'from' must be before 'to'", { field: 'from' });
+  return { fromMs, toMs };
+}
+
 /** The archive's routes: timeline, VOD playlist, init sections and segments, protection, status, verify. */
 export function archiveRoutes(access: ArchiveAccess | null, auth: { audit: AuditLog }, trustProxy: boolean): Route[] {
   const need = (): ArchiveAccess => {
@@ -133,16 +148,7 @@ export function archiveRoutes(access: ArchiveAccess | null, auth: { audit: Audit
       summary: 'Export a range (at most 6 h) as one MP4 with a signed proof: { from, to } → links to both',
       handler: async (req, res) => {
         const a = need();
-        const b = (req.body ?? {}) as { from?: unknown; to?: unknown };
-        const t = (name: 'from' | 'to'): number => {
-          const v = b[name];
-          const n = typeof v === 'number' ? v : typeof v === 'string' ? Date.parse(v) : NaN;
-          if (!Number.isFinite(n)) throw new ApiError('VALIDATION_FAILED', `'${name}' must be an ISO 8601 time or milliseconds since 1970`, { field: name });
-          return n;
-        };
-        const fromMs = t('from');
-        const toMs = t('to');
-        if (fromMs >= toMs) throw new ApiError('VALIDATION_FAILED', "'from' must be before 'to'", { field: 'from' });
+        const { fromMs, toMs } = bodyRange(req.body);
         if (toMs - fromMs > 6 * 3_600_000) throw new ApiError('VALIDATION_FAILED', 'an export may span at most 6 hours', { field: 'to' });
         const id = camera(req);
         await mkdir(a.exportDir, { recursive: true });
@@ -213,16 +219,8 @@ export function archiveRoutes(access: ArchiveAccess | null, auth: { audit: Audit
       method: 'POST', path: '/api/cameras/:id/archive/protected', permission: Permission.Export, camera: true, body: 'json',
       summary: 'Protect a range of a camera from retention: { from, to, reason }',
       handler: async (req, res) => {
-        const b = (req.body ?? {}) as { from?: unknown; to?: unknown; reason?: unknown };
-        const t = (name: 'from' | 'to'): number => {
-          const v = b[name];
-          const n = typeof v === 'number' ? v : typeof v === 'string' ? Date.parse(v) : NaN;
-          if (!Number.isFinite(n)) throw new ApiError('VALIDATION_FAILED', `'${name}' must be an ISO 8601 time or milliseconds since 1970`, { field: name });
-          return n;
-        };
-        const fromMs = t('from');
-        const toMs = t('to');
-        if (fromMs >= toMs) throw new ApiError('VALIDATION_FAILED', "'from' must be before 'to'", { field: 'from' });
+        const b = (req.body ?? {}) as { reason?: unknown };
+        const { fromMs, toMs } = bodyRange(req.body);
         if (typeof b.reason !== 'string' || b.reason.trim().length === 0 || b.reason.length > 500) throw new ApiError('VALIDATION_FAILED', "'reason' must be a text of 1–500 characters", { field: 'reason' });
         const id = camera(req);
         const who = principal(res).username ?? 'unknown';
