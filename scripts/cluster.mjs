@@ -239,14 +239,15 @@ function localEnv(svc, ctx) {
   out.CCTV_NODE_ID ??= svc.name;
   out.CCTV_DATA_DIR = join(opts.dataDir, svc.name);
   out.REDIS_URL = redisUrl;
+  // The archive (the NAS of a real deployment): one folder every recorder writes and every signaling
+  // instance reads.
+  if (out.CCTV_NAS_DIR) out.CCTV_NAS_DIR = join(opts.dataDir, 'archive');
   if (svc.signaling) {
     out.DATABASE_URL = databaseUrl;
     out.CCTV_PORT = shift(out.CCTV_PORT ?? '8080');
   } else if (svc.roles.includes('recorder')) {
-    // A recorder writes its segments to the database, and the archive to a folder every recorder shares
-    // (the NAS of a real deployment).
+    // A recorder enters its segments in the database itself.
     out.DATABASE_URL = databaseUrl;
-    out.CCTV_NAS_DIR = join(opts.dataDir, 'archive');
   } else {
     delete out.DATABASE_URL;
   }

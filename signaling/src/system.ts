@@ -8,7 +8,7 @@ import { networkInterfaces } from 'node:os';
 import { NodeAgent, collectDefaultMetrics, createLogger, migrate, openBus, openDatabase, type Bus, type Config, type Database } from '@cctv/core';
 import { startCameraNodeRole, type CameraNode } from '@cctv/camera-node';
 import { startSfuRole, type Sfu } from '@cctv/sfu';
-import { Archive, signPendingManifests, startRecorderRole, type Recorder } from '@cctv/recorder';
+import { Archive, Storage, signPendingManifests, startRecorderRole, type Recorder } from '@cctv/recorder';
 import { createHash } from 'node:crypto';
 import type { ArchiveAccess } from './archive.js';
 import { buildApp } from './app.js';
@@ -163,9 +163,18 @@ export async function startSystem(opts: StartOptions): Promise<System> {
     }, 60_000);
     manifests.unref();
     closers.push(async () => clearInterval(manifests));
+    // Without a recorder here, recordings are read from the storage (the NAS, mounted here too) through
+    // a storage of our own that only reads.
+    let storage = recorder?.storage ?? null;
+    if (!storage) {
+      const sc = config.recorder.storage ?? { id: 'nas', path: join(dataDir, 'archive'), requireMount: false, minFreeBytes: 0 };
+      const reader = new Storage({ config: { ...sc, path: resolve(sc.path) }, db, site, ioTimeoutMs: config.recorder.ioTimeoutMs });
+      closers.push(async () => reader.close());
+      storage = reader;
+    }
     const archiveAccess: ArchiveAccess = {
       archive: recorder?.archive ?? new Archive(db),
-      storage: recorder?.storage ?? null,
+      storage,
       spoolDir: recorder?.spoolDir ?? null,
       recorder,
       siteKey: cluster.siteKey,

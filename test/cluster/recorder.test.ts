@@ -24,7 +24,8 @@ beforeAll(async () => {
   nas = join(cluster.dir, 'nas');
   mkdirSync(nas);
   const recorderEnv = { DATABASE_URL: testDb.url, CCTV_NAS_DIR: nas, CCTV_RECORDER__SEGMENT_SECONDS: '1' };
-  await cluster.add({ id: 'sig1', roles: ['signaling'] });
+  // The signaling instance reads recordings from the NAS too (mounted on its machine as well).
+  await cluster.add({ id: 'sig1', roles: ['signaling'], env: { CCTV_NAS_DIR: nas } });
   await cluster.add({ id: 'sfu1', roles: ['sfu'] });
   await cluster.add({ id: 'cn1', roles: ['camera-node'] });
   await cluster.add({ id: 'rec1', roles: ['recorder'], env: recorderEnv });
@@ -94,6 +95,13 @@ describe('recorders in a cluster', () => {
     } finally {
       storage.close();
     }
+    // A signaling instance without a recorder serves the recordings from the NAS.
+    const stored = await db.query<{ id: number; sha256: string }>("SELECT id, sha256 FROM segments WHERE state = 'stored' ORDER BY id LIMIT 1");
+    const sig = cluster.procs.get('sig1')!;
+    const res = await fetch(`${sig.url}/api/cameras/cam-r/archive/segments/${Number(stored[0]!.id)}.m4s`, { headers: { authorization: `Bearer ${await cluster.token()}` } });
+    expect(res.status).toBe(200);
+    const { createHash } = await import('node:crypto');
+    expect(createHash('sha256').update(Buffer.from(await res.arrayBuffer())).digest('hex')).toBe(stored[0]!.sha256);
     console.log(`recorder failover: re-placed ${moved} ms after the kill; the new recorder's first segment starts ${resumedAfter} ms after it; hole in the archive ${hole} ms`);
   });
 });
