@@ -103,6 +103,7 @@ export class Recorder extends TypedEmitter<RecorderEvents> {
     const st = await this.storage.check();
     if (!st.available) log.warn({ storage: st.id, problem: st.problem, detail: st.detail }, 'the storage is not available; recording into the spool until it is');
     await this.#refreshSpool();
+    await this.#recoverSpool();
     this.#uploading = this.#uploadLoop();
     this.#timers.push(setInterval(() => void this.storage.check().then(() => this.#wake()), 10_000));
     this.#timers.push(setInterval(() => void this.#refreshSpool(), 5000));
@@ -279,12 +280,37 @@ export class Recorder extends TypedEmitter<RecorderEvents> {
     );
   }
 
+  /**
+   * What an earlier run of this recorder left in the spool, for every camera there (also those it no
+   * longer records): segments ffmpeg finished and listed but that were not entered yet.
+   */
+  async #recoverSpool(): Promise<void> {
+    let cameras: string[] = [];
+    try {
+      cameras = (await readdir(this.spoolDir, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name);
+    } catch {
+      return;
+    }
+    for (const camera of cameras) {
+      const seg = new Segmenter({ camera, spoolDir: this.spoolDir, source: this.#o.source, ffmpeg: this.#ffmpeg, segmentSeconds: this.#o.config.recorder.segmentSeconds });
+      seg.on('segment', (s) => this.#enqueue(s));
+      await seg.recover().catch((error: unknown) => log.warn({ camera, err: error }, 'cannot read what the spool holds for a camera'));
+      await seg.close();
+    }
+  }
+
   async #refreshSpool(): Promise<void> {
+    let was = this.#spool.bytes;
     try {
       const t = await this.archive.spoolTotals(this.id);
+      was = this.#spool.bytes;
       this.#spool = { segments: t.count, bytes: t.bytes, oldestMs: t.oldestMs };
     } catch {
       // Keep the running count while the database is away.
+    }
+    const warnAt = this.#o.config.recorder.spoolMaxBytes * this.#o.config.recorder.spoolWarnRatio;
+    if (this.#spool.bytes > warnAt && was <= warnAt) {
+      log.warn({ bytes: this.#spool.bytes, maxBytes: this.#o.config.recorder.spoolMaxBytes, storage: this.storage.status.problem }, 'the spool is filling: past its warning mark; the oldest segments are dropped at its limit');
     }
     spoolSegments.set(this.#spool.segments);
     spoolBytes.set(this.#spool.bytes);
