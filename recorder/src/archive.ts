@@ -204,6 +204,12 @@ export class Archive {
     return rows.map((r) => ({ startMs: Number(r.start_ms), endMs: Number(r.end_ms), segments: Number(r.segments), bytes: Number(r.bytes) }));
   }
 
+  /** Bytes recorded of one camera (from its ranges, not the disk). */
+  async cameraBytes(camera: string): Promise<number> {
+    const rows = await this.db.query<{ b: number | null }>('SELECT sum(bytes)::int8 AS b FROM recording_ranges WHERE camera_id = $1', [camera]);
+    return Number(rows[0]?.b ?? 0);
+  }
+
   /** Bytes recorded per camera (from the ranges, not the disk). */
   async bytesByCamera(): Promise<Map<string, number>> {
     const rows = await this.db.query<{ camera_id: string; b: number }>('SELECT camera_id, sum(bytes)::int8 AS b FROM recording_ranges GROUP BY camera_id');

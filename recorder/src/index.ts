@@ -24,5 +24,5 @@ export type { Timeline } from './playlist.js';
 export { exportClip, verifyExport } from './export.js';
 export type { ExportProof, ExportCheck, ExportOptions } from './export.js';
 export { minuteThumbnail, THUMBNAIL_WIDTH } from './thumbnail.js';
-export { startRecorderRole } from './role.js';
+export { siteIdOf, startRecorderRole } from './role.js';
 export type { RecorderRole, RecorderRoleOptions } from './role.js';

@@ -7,7 +7,7 @@ import {
   type CameraConfig, type Config, type Database,
 } from '@cctv/core';
 import { Archive, RANGE_JOIN_MS, initStoragePath, storagePath, type SegmentRow } from './archive.js';
-import { Segmenter, type SpooledSegment, type StreamSource } from './segmenter.js';
+import { Segmenter, recoverSpool, type SpooledSegment, type StreamSource } from './segmenter.js';
 import { Storage, type StorageStatus } from './storage.js';
 import { applyRetention, type RetentionResult } from './retention.js';
 
@@ -292,10 +292,7 @@ export class Recorder extends TypedEmitter<RecorderEvents> {
       return;
     }
     for (const camera of cameras) {
-      const seg = new Segmenter({ camera, spoolDir: this.spoolDir, source: this.#o.source, ffmpeg: this.#ffmpeg, segmentSeconds: this.#o.config.recorder.segmentSeconds });
-      seg.on('segment', (s) => this.#enqueue(s));
-      await seg.recover().catch((error: unknown) => log.warn({ camera, err: error }, 'cannot read what the spool holds for a camera'));
-      await seg.close();
+      await recoverSpool(this.spoolDir, camera, (s) => this.#enqueue(s)).catch((error: unknown) => log.warn({ camera, err: error }, 'cannot read what the spool holds for a camera'));
     }
   }
 

@@ -32,7 +32,6 @@ export async function applyRetention(o: { archive: Archive; storage: Storage; ca
   const unfinished = await db.query<SegmentRow>(`SELECT ${SEGMENT_COLUMNS} FROM segments WHERE state = 'deleting' ORDER BY id LIMIT ${BATCH}`);
   if (unfinished.length) await remove(o, unfinished, 'retention (resumed)', result);
 
-  const totals = await o.archive.bytesByCamera();
   for (const cam of o.cameras) {
     const { retainDays, retainBytes } = cam.recording;
     if (retainDays > 0) {
@@ -48,7 +47,8 @@ export async function applyRetention(o: { archive: Archive; storage: Storage; ca
       }
     }
     if (retainBytes > 0) {
-      let total = (await o.archive.bytesByCamera()).get(cam.id) ?? totals.get(cam.id) ?? 0;
+      // Read after the deletions by age above.
+      let total = await o.archive.cameraBytes(cam.id);
       while (total > retainBytes) {
         const rows = await db.query<SegmentRow>(
           `SELECT ${SEGMENT_COLUMNS} FROM segments s WHERE camera_id = $1 AND state = 'stored' AND ${NOT_PROTECTED} ORDER BY start_ms LIMIT ${BATCH}`,

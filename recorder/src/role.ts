@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import {
   CameraSchema, Channel, Key, createLogger, isDatabaseUnavailable,
   type Bus, type CameraConfig, type Config, type Database, type NodeAgent,
@@ -26,6 +27,11 @@ export interface RecorderRole {
 interface Published {
   epoch: number;
   placements: Array<{ camera: string; recorder?: string | null }>;
+}
+
+/** A site's short name in storage identity files: the start of its public key's SHA-256. */
+export function siteIdOf(sitePublicKeyPem: string): string {
+  return createHash('sha256').update(sitePublicKeyPem).digest('hex').slice(0, 16);
 }
 
 /** The cameras in the database (the source of truth), as configs; rows that no longer parse are skipped. */

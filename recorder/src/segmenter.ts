@@ -149,6 +149,52 @@ export function parsePlaylist(text: string): { mediaSequence: number; entries: A
 }
 
 /**
+ * Hands out what the runs of an earlier process left in a camera's spool: finished segments (those
+ * ffmpeg listed), never partial ones, which are deleted. Marks each of those runs closed.
+ */
+export async function recoverSpool(spoolDir: string, camera: string, onSegment: (s: SpooledSegment) => void): Promise<void> {
+  const camDir = join(spoolDir, camera);
+  let runs: string[] = [];
+  try {
+    runs = await readdir(camDir);
+  } catch {
+    return;
+  }
+  for (const run of runs) {
+    const dir = join(camDir, run);
+    let info: RunInfo;
+    try {
+      info = JSON.parse(await readFile(join(dir, 'run.json'), 'utf8')) as RunInfo;
+    } catch {
+      continue;
+    }
+    // What ffmpeg was writing when it was stopped is not a segment.
+    for (const f of await readdir(dir)) if (f.endsWith('.tmp')) await rm(join(dir, f), { force: true });
+    let text = '';
+    try {
+      text = await readFile(join(dir, 'index.m3u8'), 'utf8');
+    } catch {
+      text = '';
+    }
+    const pl = parsePlaylist(text);
+    let offset = 0;
+    pl.entries.forEach((e, i) => {
+      const seq = pl.mediaSequence + i;
+      const durationMs = Math.round(e.durationS * 1000);
+      if (existsSync(join(dir, e.uri))) {
+        onSegment({
+          camera, run, seq, path: join(camera, run, e.uri), initPath: join(camera, run, 'init.mp4'),
+          startMs: Math.round(info.wall0 + offset), durationMs,
+        });
+      }
+      offset += e.durationS * 1000;
+    });
+    await rm(join(dir, 'index.m3u8.tmp'), { force: true });
+    await writeFile(join(dir, 'closed'), '');
+  }
+}
+
+/**
  * Records one camera: receives its RTP from the SFU, and runs one ffmpeg per "run" that remuxes it,
  * without re-encoding, into HLS fMP4 segments cut at keyframes in the spool. A run starts at a keyframe
  * and ends at a silence, at a new stream (another SFU), on rotation or on stop; each has its own init
@@ -200,55 +246,10 @@ export class Segmenter extends TypedEmitter<SegmenterEvents> {
   async start(): Promise<void> {
     await new Promise<void>((resolve) => this.#socket.bind(0, this.#o.listenHost ?? '127.0.0.1', () => resolve()));
     await mkdir(join(this.#o.spoolDir, this.camera), { recursive: true });
-    await this.recover();
     this.#timers.push(setInterval(() => this.#tick(), POLL_MS));
     if (!this.#o.source.passive) {
       this.#timers.push(setInterval(() => void this.#keepSubscribed(), RENEW_MS));
       void this.#keepSubscribed();
-    }
-  }
-
-  /** Hands out what runs of an earlier process left in the spool: finished segments, not partial ones. */
-  async recover(): Promise<void> {
-    const camDir = join(this.#o.spoolDir, this.camera);
-    let runs: string[] = [];
-    try {
-      runs = await readdir(camDir);
-    } catch {
-      return;
-    }
-    for (const run of runs) {
-      if (this.#run?.info.run === run) continue;
-      const dir = join(camDir, run);
-      let info: RunInfo;
-      try {
-        info = JSON.parse(await readFile(join(dir, 'run.json'), 'utf8')) as RunInfo;
-      } catch {
-        continue;
-      }
-      // What ffmpeg was writing when it was stopped is not a segment.
-      for (const f of await readdir(dir)) if (f.endsWith('.tmp')) await rm(join(dir, f), { force: true });
-      let text = '';
-      try {
-        text = await readFile(join(dir, 'index.m3u8'), 'utf8');
-      } catch {
-        text = '';
-      }
-      const pl = parsePlaylist(text);
-      let offset = 0;
-      pl.entries.forEach((e, i) => {
-        const seq = pl.mediaSequence + i;
-        const durationMs = Math.round(e.durationS * 1000);
-        if (existsSync(join(dir, e.uri))) {
-          this.safeEmit('segment', {
-            camera: this.camera, run, seq, path: join(this.camera, run, e.uri), initPath: join(this.camera, run, 'init.mp4'),
-            startMs: Math.round(info.wall0 + offset), durationMs,
-          });
-        }
-        offset += e.durationS * 1000;
-      });
-      await rm(join(dir, 'index.m3u8.tmp'), { force: true });
-      await writeFile(join(dir, 'closed'), '');
     }
   }
 

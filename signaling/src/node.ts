@@ -1,7 +1,6 @@
-import { createHash } from 'node:crypto';
 import { ValidationError, createLogger, joinCluster, openDatabase, type Bus, type Config, type NodeAgent } from '@cctv/core';
 import { startCameraNodeRole, type CameraNode } from '@cctv/camera-node';
-import { startRecorderRole, type Recorder } from '@cctv/recorder';
+import { siteIdOf, startRecorderRole, type Recorder } from '@cctv/recorder';
 import { startSfuRole, type Sfu } from '@cctv/sfu';
 import { VERSION } from './system.js';
 
@@ -52,7 +51,7 @@ export async function startNode(config: Readonly<Config>): Promise<RunningNode> 
       const db = await openDatabase({ url: config.database.url, maxConnections: 4 });
       closers.push(() => db.close());
       const role = await startRecorderRole({
-        config, db, bus: m.bus, agent: m.agent, site: createHash('sha256').update(m.identity.sitePublicKey).digest('hex').slice(0, 16),
+        config, db, bus: m.bus, agent: m.agent, site: siteIdOf(m.identity.sitePublicKey),
         onDeleted: (r) => log.info({ segments: r.deleted, bytes: r.bytes, byReason: r.byReason, cameras: r.cameras }, 'retention removed recordings'),
       });
       closers.push(() => role.close());

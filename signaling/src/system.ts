@@ -8,8 +8,7 @@ import { networkInterfaces } from 'node:os';
 import { NodeAgent, collectDefaultMetrics, createLogger, migrate, openBus, openDatabase, type Bus, type Config, type Database } from '@cctv/core';
 import { startCameraNodeRole, type CameraNode } from '@cctv/camera-node';
 import { startSfuRole, type Sfu } from '@cctv/sfu';
-import { Archive, Storage, signPendingManifests, startRecorderRole, type Recorder } from '@cctv/recorder';
-import { createHash } from 'node:crypto';
+import { Archive, Storage, signPendingManifests, siteIdOf, startRecorderRole, type Recorder } from '@cctv/recorder';
 import type { ArchiveAccess } from './archive.js';
 import { buildApp } from './app.js';
 import { CameraStore } from './cameras.js';
@@ -148,7 +147,7 @@ export async function startSystem(opts: StartOptions): Promise<System> {
     // The recorder is a node like the others: the master places cameras on it and subscribes their SFUs
     // to its ports.
     let recorder: Recorder | null = null;
-    const site = createHash('sha256').update(cluster.siteKey.publicKey).digest('hex').slice(0, 16);
+    const site = siteIdOf(cluster.siteKey.publicKey);
     if (roles.includes('recorder')) {
       const role = await startRecorderRole({
         config, db, bus, agent, site,
