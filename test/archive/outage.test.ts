@@ -20,7 +20,7 @@ const run = (cmd: string, args: string[]) => {
 const tryRun = (cmd: string, args: string[]) => spawnSync(cmd, args, { encoding: 'utf8' });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 // Each outage lasts this long (five of them: two minutes in all by default).
-const OUTAGE_MS = Number(process.env.CCTV_TEST_OUTAGE_MS ?? 24_000);
+const OUTAGE_MS = Number(process.env.TEST_OUTAGE_MS ?? 24_000);
 
 describe('recorder: a NAS that goes away in every way it does', () => {
   let rig: ArchiveRig;
