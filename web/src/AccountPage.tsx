@@ -23,6 +23,7 @@ export const PERMISSION_LABEL: Record<Permission, string> = {
   'metrics:read': 'Read metrics',
   'nodes:read': 'See the cluster’s nodes',
   'nodes:manage': 'Drain, revoke and enrol nodes',
+  'alerts:manage': 'Manage alert webhooks',
 };
 
 /** A short description of a browser from its User-Agent, for the sessions list. */

@@ -1,8 +1,10 @@
 import { useEffect, type ReactNode } from 'react';
 import type { Me, Permission } from './api';
 import { AccountPage } from './AccountPage';
+import { AlertsPage } from './AlertsPage';
 import { AuditPage } from './AuditPage';
 import { AuthStatus, can, refreshAuth, signOut, useAuth } from './auth';
+import { EventsPage } from './EventsPage';
 import { CodePage, EnrollPage, isLoginRoute, LoginPage, LoginRoute } from './LoginPages';
 import { NodesPage } from './NodesPage';
 import { RecordingsPage } from './RecordingsPage';
@@ -20,6 +22,8 @@ const RECORDINGS_ROUTE = /^\/recordings(?:\/([^/]+))?\/?$/;
 const NAV: readonly { to: string; label: string; permission?: Permission }[] = [
   { to: '/', label: 'Live' },
   { to: '/recordings', label: 'Recordings', permission: 'camera:archive' },
+  { to: '/events', label: 'Events', permission: 'camera:archive' },
+  { to: '/alerts', label: 'Alerts', permission: 'alerts:manage' },
   { to: '/nodes', label: 'Nodes', permission: 'nodes:read' },
   { to: '/users', label: 'Users', permission: 'users:manage' },
   { to: '/security', label: 'Security', permission: 'settings:manage' },
@@ -128,7 +132,7 @@ function Frame({ children }: { children?: ReactNode }) {
 
 function SignedIn({ me, path }: { me: Me; path: string }) {
   const mayWatch = can(me, 'cameras:read');
-  const { cameras, connected, apply } = useCameras(mayWatch);
+  const { cameras, connected, apply } = useCameras(mayWatch, can(me, 'camera:archive'));
   const match = CAMERA_ROUTE.exec(path);
   const cameraId = match?.[1] !== undefined ? decodeURIComponent(match[1]) : null;
   const cameraName = cameraId !== null ? cameras?.find((c) => c.id === cameraId)?.name ?? cameraId : null;
@@ -192,6 +196,10 @@ function SignedIn({ me, path }: { me: Me; path: string }) {
           <GridPage cameras={mayWatch ? cameras : []} apply={apply} canManage={can(me, 'cameras:manage')} />
         ) : recordings !== null ? (
           gated('camera:archive', <RecordingsPage cameras={cameras} cameraId={recordings[1] !== undefined ? decodeURIComponent(recordings[1]) : null} />)
+        ) : path === '/events' ? (
+          gated('camera:archive', <EventsPage me={me} cameras={cameras} />)
+        ) : path === '/alerts' ? (
+          gated('alerts:manage', <AlertsPage cameras={cameras ?? []} />)
         ) : path === '/account' ? (
           <AccountPage me={me} cameras={cameras ?? []} />
         ) : path === '/users' ? (

@@ -2,6 +2,7 @@ import { useEffect, useId, useState, type FormEvent, type ReactNode } from 'reac
 import { api, ApiError, isQueued, SOURCE_KINDS, type Camera, type CameraInput, type PlacementConfig, type QueuedChange, type ServerMessage, type SourceKind } from './api';
 import { can, useAuth } from './auth';
 import { placementText } from './CameraPlayer';
+import { MotionSettings } from './MotionSettings';
 import { messageOf } from './ui';
 
 /** What became of a change: refused, or queued while the database is away (neither done nor refused). */
@@ -340,6 +341,7 @@ function PlacementEditor({ camera, apply, onOutcome, onDone }: { camera: Camera;
 function CameraRow({ camera, apply, onOutcome }: { camera: Camera; apply: (change: ServerMessage) => void; onOutcome: (o: Outcome) => void }) {
   const [confirming, setConfirming] = useState(false);
   const [placing, setPlacing] = useState(false);
+  const [motion, setMotion] = useState(false);
   const [busy, setBusy] = useState(false);
 
   const run = async (action: () => Promise<void>): Promise<void> => {
@@ -386,6 +388,11 @@ function CameraRow({ camera, apply, onOutcome }: { camera: Camera; apply: (chang
           Placement…
           <span className="visually-hidden"> ({camera.name})</span>
         </button>
+        <button type="button" onClick={() => setMotion((v) => !v)} aria-expanded={motion} data-testid={`motion-${camera.id}-edit`}>
+          Motion…
+          <span className="visually-hidden"> ({camera.name})</span>
+          {camera.motion?.enabled && <span className="badge badge-on motion-on">on</span>}
+        </button>
         {confirming ? (
           <span className="confirm" role="group" aria-label={`Confirm deleting ${camera.name}`}>
             <span>Delete {camera.name}?</span>
@@ -403,11 +410,12 @@ function CameraRow({ camera, apply, onOutcome }: { camera: Camera; apply: (chang
         )}
       </div>
       {placing && <PlacementEditor camera={camera} apply={apply} onOutcome={onOutcome} onDone={() => setPlacing(false)} />}
+      {motion && <MotionSettings camera={camera} apply={apply} onDone={() => setMotion(false)} />}
     </li>
   );
 }
 
-/** Add, enable or disable, pin to a node, and delete cameras. */
+/** Add, enable or disable, pin to a node, set up motion detection, and delete cameras. */
 export function CameraAdmin({ cameras, apply }: { cameras: Camera[]; apply: (change: ServerMessage) => void }) {
   const [outcome, setOutcome] = useState<Outcome>(null);
   return (

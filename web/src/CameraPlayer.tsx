@@ -1,5 +1,7 @@
 import { useEffect, useRef, useState, type RefObject } from 'react';
-import { whepUrl, type Camera } from './api';
+import { whepUrl, type Camera, type EventView } from './api';
+import { useActiveEvent } from './liveEvents';
+import { frameStyle, useVideoFrame } from './videoFrame';
 import { EMPTY_STATS, PlayerState, WhepPlayer, type PlayerStats } from './whep';
 
 export interface WhepPlayback {
@@ -69,21 +71,54 @@ function show(n: number | null, digits = 0): string {
   return n === null ? '–' : n.toFixed(digits);
 }
 
+/** A share 0–1 as a CSS percentage. */
+function pc(share: number): string {
+  return `${(Math.max(0, Math.min(1, share)) * 100).toFixed(3)}%`;
+}
+
+/**
+ * While the camera has an event in progress: a Motion badge, and the changed region outlined over the
+ * picture (the box is in shares of the picture, which letterboxing moves inside the element).
+ */
+function MotionMark({ event, videoRef }: { event: EventView; videoRef: RefObject<HTMLVideoElement | null> }) {
+  const frame = useVideoFrame(videoRef);
+  const box = event.box;
+  return (
+    <>
+      <span className="motion-badge" data-testid="live-motion" data-event={event.id} title={event.zones.length ? `Zones: ${event.zones.join(', ')}` : undefined}>
+        Motion
+        {event.zones.length > 0 && <span className="visually-hidden"> in {event.zones.join(', ')}</span>}
+      </span>
+      {box && frame.width > 0 && (
+        <div className="frame-overlay" style={frameStyle(frame)} aria-hidden>
+          <div
+            className="motion-box"
+            style={{ left: pc(box.x), top: pc(box.y), width: pc(box.w), height: pc(box.h) }}
+            data-testid="live-motion-box"
+          />
+        </div>
+      )}
+    </>
+  );
+}
+
 /**
  * One camera: its video over WHEP, the player's and the server's state, and live stats. A disabled
  * camera is not played, since the server has no video to send.
  */
 export function CameraPlayer({ camera, large = false }: { camera: Camera; large?: boolean }) {
   const { videoRef, state, error, stats } = useWhepPlayer(camera.enabled ? whepUrl(camera.id) : null);
+  const motion = useActiveEvent(camera.id);
   const server = camera.status.state;
   const note = !camera.enabled ? 'Disabled' : state !== PlayerState.Live ? (error ?? STATE_LABEL[state]) : null;
 
   return (
     <figure
-      className={`player${large ? ' player-large' : ''}`}
+      className={`player${large ? ' player-large' : ''}${motion ? ' player-motion' : ''}`}
       data-testid={`tile-${camera.id}`}
       data-state={state}
       data-camera-state={server}
+      data-motion={motion ? 'true' : undefined}
     >
       <div className="screen">
         <video
@@ -94,6 +129,7 @@ export function CameraPlayer({ camera, large = false }: { camera: Camera; large?
           playsInline
           aria-label={`Live video of ${camera.name}`}
         />
+        {motion && <MotionMark event={motion} videoRef={videoRef} />}
         {note && <p className="screen-note" role="status">{note}</p>}
       </div>
       <figcaption>

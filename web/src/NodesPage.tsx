@@ -12,6 +12,8 @@ const MOVES_SHOWN = 10;
 const ENROLL_ROLES: readonly { role: Exclude<NodeRole, 'signaling'>; label: string }[] = [
   { role: 'camera-node', label: 'Camera-node (runs cameras)' },
   { role: 'sfu', label: 'SFU (serves viewers)' },
+  { role: 'recorder', label: 'Recorder (writes the archive)' },
+  { role: 'detector', label: 'Detector (motion events)' },
 ];
 
 const TOKEN_LIFETIMES: readonly (readonly [seconds: number, label: string])[] = [

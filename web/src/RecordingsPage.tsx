@@ -2,9 +2,10 @@
 import type Hls from 'hls.js';
 import type { Fragment } from 'hls.js';
 import { useCallback, useEffect, useMemo, useRef, useState, type MouseEvent } from 'react';
-import { api, type Camera, type ExportResult, type Timeline } from './api';
-import { navigate } from './router';
-import { ErrorMessage } from './ui';
+import { api, type Camera, type EventView, type ExportResult, type Timeline } from './api';
+import { onEventMessage } from './liveEvents';
+import { navigate, useSearch } from './router';
+import { duration, ErrorMessage, localInputValue, percent } from './ui';
 
 const DAY = 86_400_000;
 
@@ -18,11 +19,61 @@ function clock(ms: number): string {
   return new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
 }
 
-function duration(ms: number): string {
-  const s = Math.round(ms / 1000);
-  if (s < 60) return `${s} s`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
-  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+/** Events of a day asked for per page, and the most pages read (a day of a busy camera is a lot). */
+const EVENTS_PAGE = 200;
+const EVENTS_MAX_PAGES = 20;
+
+/** `?t=<ms>` of the address: the moment to open at; null when absent or not a time. */
+function momentOf(search: string): number | null {
+  const t = new URLSearchParams(search).get('t');
+  if (t === null || t.trim() === '') return null;
+  const n = Number(t);
+  return Number.isFinite(n) && n > 0 ? n : null;
+}
+
+/**
+ * The camera's detected events that start within [from, to), oldest first, read page by page; and those
+ * the event socket announces later, while `live`.
+ */
+function useDayEvents(camera: string | null, from: number, to: number, live: boolean): EventView[] {
+  const [events, setEvents] = useState<EventView[]>([]);
+  useEffect(() => {
+    setEvents([]);
+    if (!camera) return;
+    let stop = false;
+    void (async () => {
+      const all: EventView[] = [];
+      let cursor: string | undefined;
+      for (let page = 0; page < EVENTS_MAX_PAGES && !stop; page++) {
+        const res = await api.events({ cameras: [camera], from, to, limit: EVENTS_PAGE, ...(cursor ? { cursor } : {}) });
+        all.push(...res.events);
+        if (res.next === null || res.events.length === 0) break;
+        cursor = res.next;
+      }
+      if (stop) return;
+      setEvents((cur) => {
+        // Events the socket brought while the pages were read are kept; each id once.
+        const byId = new Map(all.map((e) => [e.id, e]));
+        for (const e of cur) byId.set(e.id, e);
+        return [...byId.values()].sort((a, b) => a.startMs - b.startMs);
+      });
+    })().catch(() => {}); // marks are extra: the day plays without them
+    const off = live
+      ? onEventMessage(({ event }) => {
+          if (event.camera !== camera || event.startMs < from || event.startMs >= to) return;
+          setEvents((cur) => {
+            const i = cur.findIndex((e) => e.id === event.id);
+            if (i >= 0) return cur.map((e, k) => (k === i ? event : e));
+            return [...cur, event].sort((a, b) => a.startMs - b.startMs);
+          });
+        })
+      : undefined;
+    return () => {
+      stop = true;
+      off?.();
+    };
+  }, [camera, from, to, live]);
+  return events;
 }
 
 /**
@@ -33,7 +84,9 @@ function duration(ms: number): string {
  */
 export function RecordingsPage({ cameras, cameraId }: { cameras: Camera[] | null; cameraId: string | null }) {
   const camera = cameraId ?? cameras?.[0]?.id ?? null;
-  const [day, setDay] = useState(() => localDay(Date.now()));
+  // `?t=<ms>` (a link from an event): open that day and play from there.
+  const moment = momentOf(useSearch());
+  const [day, setDay] = useState(() => localDay(moment ?? Date.now()));
   const dayStart = useMemo(() => new Date(`${day}T00:00:00`).getTime(), [day]);
   const [now, setNow] = useState(() => Date.now());
   const dayEnd = Math.min(dayStart + DAY, now);
@@ -43,10 +96,12 @@ export function RecordingsPage({ cameras, cameraId }: { cameras: Camera[] | null
   const [hover, setHover] = useState<number | null>(null);
   const videoRef = useRef<HTMLVideoElement | null>(null);
   const hlsRef = useRef<Hls | null>(null);
-  const pendingSeek = useRef<number | null>(null);
+  const pendingSeek = useRef<number | null>(moment);
 
   // The day's timeline, refreshed every 10 s while it is today.
   useEffect(() => {
+    // Another day's bar must not feed this day's player.
+    setTimeline(null);
     if (!camera) return;
     let stop = false;
     const load = () => {
@@ -80,6 +135,20 @@ export function RecordingsPage({ cameras, cameraId }: { cameras: Camera[] | null
     v.currentTime = frag.start + Math.max(0, Math.min(frag.duration - 0.05, (t - pdt) / 1000));
     void v.play().catch(() => {});
   }, []);
+
+  // A new `?t=`: its day, then the moment. Within the day that is playing it seeks at once; otherwise the
+  // seek waits for the day's playlist.
+  useEffect(() => {
+    if (moment === null) return;
+    const target = localDay(moment);
+    if (target === day && fragments().length > 0) seek(moment);
+    else {
+      pendingSeek.current = moment;
+      setDay(target);
+    }
+    // Only a new moment (or camera) moves the player; changing the day by hand does not bring it back.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [moment, camera]);
 
   // The player, on a playlist of the whole day so far.
   const playlistTo = timeline ? Math.max(...[dayStart + 1, ...timeline.recorded.map((r) => r.endMs)]) : null;
@@ -151,6 +220,18 @@ export function RecordingsPage({ cameras, cameraId }: { cameras: Camera[] | null
     if (target) seek(target.startMs);
   };
 
+  const isToday = dayStart + DAY > now;
+  const events = useDayEvents(camera, dayStart, dayStart + DAY, isToday);
+
+  // To the start of the next event after the playhead, or of the one before (an event playing for more
+  // than a moment goes back to its own start first, as a player's "previous" does).
+  const jumpEvent = (dir: 1 | -1) => {
+    if (events.length === 0) return;
+    const cur = playingAt ?? (dir > 0 ? dayStart - 1 : dayStart + DAY);
+    const target = dir > 0 ? events.find((e) => e.startMs > cur + 500) : [...events].reverse().find((e) => e.startMs < cur - 1500);
+    if (target) seek(target.startMs);
+  };
+
   if (!camera) return <p className="muted">No cameras.</p>;
   return (
     <section className="recordings">
@@ -181,52 +262,83 @@ export function RecordingsPage({ cameras, cameraId }: { cameras: Camera[] | null
         <button type="button" onClick={() => jump(1)} data-testid="next-gap">
           Next gap ▶
         </button>
+        <button type="button" onClick={() => jumpEvent(-1)} disabled={events.length === 0} data-testid="prev-event">
+          ◀ Previous event
+        </button>
+        <button type="button" onClick={() => jumpEvent(1)} disabled={events.length === 0} data-testid="next-event">
+          Next event ▶
+        </button>
         {timeline && (
           <span className="muted">
-            {duration(timeline.recordedMs)} recorded of {duration(span)}; {timeline.gaps.length} gap{timeline.gaps.length === 1 ? '' : 's'}
+            {duration(timeline.recordedMs)} recorded of {duration(span)}; {timeline.gaps.length} gap{timeline.gaps.length === 1 ? '' : 's'};{' '}
+            {events.length} event{events.length === 1 ? '' : 's'}
           </span>
         )}
       </div>
-      <div
-        className="timeline-bar"
-        role="slider"
-        aria-label="Time of day"
-        aria-valuemin={dayStart}
-        aria-valuemax={dayStart + DAY}
-        aria-valuenow={playingAt ?? dayStart}
-        tabIndex={0}
-        data-testid="timeline-bar"
-        onClick={(e) => seek(at(e))}
-        onMouseMove={(e) => setHover(at(e))}
-        onMouseLeave={() => setHover(null)}
-      >
-        {timeline?.recorded.map((r) => (
-          <div key={`r${r.startMs}`} className="timeline-range" style={{ left: pct(r.startMs), width: width(r.startMs, r.endMs) }} data-testid="timeline-range" />
-        ))}
-        {timeline?.gaps.map((g) => (
-          <div
-            key={`g${g.startMs}`}
-            className="timeline-gap"
-            style={{ left: pct(g.startMs), width: width(g.startMs, g.endMs) }}
-            title={`${clock(g.startMs)}–${clock(g.endMs)} not recorded${g.reason ? `: ${g.reason}` : ''}`}
-            data-testid="timeline-gap"
-          />
-        ))}
-        {playingAt !== null && <div className="timeline-playhead" style={{ left: pct(playingAt) }} />}
-        {hover !== null && (
-          <div className="timeline-hover" style={{ left: pct(hover) }}>
-            {timeline?.recorded.some((r) => hover >= r.startMs - 60_000 && hover < r.endMs) && (
-              <img
-                className="timeline-thumb"
-                alt=""
-                width={160}
-                src={`/api/cameras/${encodeURIComponent(camera)}/archive/thumbnail?at=${Math.floor(hover / 60_000) * 60_000}`}
-                data-testid="timeline-thumb"
+      <div className="timeline-wrap">
+        <div
+          className="timeline-bar"
+          role="slider"
+          aria-label="Time of day"
+          aria-valuemin={dayStart}
+          aria-valuemax={dayStart + DAY}
+          aria-valuenow={playingAt ?? dayStart}
+          tabIndex={0}
+          data-testid="timeline-bar"
+          onClick={(e) => seek(at(e))}
+          onMouseMove={(e) => setHover(at(e))}
+          onMouseLeave={() => setHover(null)}
+        >
+          {timeline?.recorded.map((r) => (
+            <div key={`r${r.startMs}`} className="timeline-range" style={{ left: pct(r.startMs), width: width(r.startMs, r.endMs) }} data-testid="timeline-range" />
+          ))}
+          {timeline?.gaps.map((g) => (
+            <div
+              key={`g${g.startMs}`}
+              className="timeline-gap"
+              style={{ left: pct(g.startMs), width: width(g.startMs, g.endMs) }}
+              title={`${clock(g.startMs)}–${clock(g.endMs)} not recorded${g.reason ? `: ${g.reason}` : ''}`}
+              data-testid="timeline-gap"
+            />
+          ))}
+          {playingAt !== null && <div className="timeline-playhead" style={{ left: pct(playingAt) }} />}
+          {hover !== null && (
+            <div className="timeline-hover" style={{ left: pct(hover) }}>
+              {timeline?.recorded.some((r) => hover >= r.startMs - 60_000 && hover < r.endMs) && (
+                <img
+                  className="timeline-thumb"
+                  alt=""
+                  width={160}
+                  src={`/api/cameras/${encodeURIComponent(camera)}/archive/thumbnail?at=${Math.floor(hover / 60_000) * 60_000}`}
+                  data-testid="timeline-thumb"
+                />
+              )}
+              {clock(hover)}
+            </div>
+          )}
+        </div>
+        {/* Beside the slider rather than in it (a slider's children are not announced); laid over its top
+            half. Keyboard users move between events with the buttons above. */}
+        <div className="timeline-events">
+          {events.map((e) => {
+            const end = e.endMs ?? now;
+            const label = `Motion at ${clock(e.startMs)}, ${e.endMs === null ? 'in progress' : duration(end - e.startMs)}, peak ${percent(e.peakScore)}${e.zones.length ? ` in ${e.zones.join(', ')}` : ''}`;
+            return (
+              <button
+                key={e.id}
+                type="button"
+                tabIndex={-1}
+                className={`timeline-event${e.endMs === null ? ' timeline-event-live' : ''}`}
+                style={{ left: pct(e.startMs), width: width(e.startMs, Math.max(end, e.startMs)) }}
+                title={label}
+                aria-label={label}
+                data-testid="timeline-event"
+                data-start={e.startMs}
+                onClick={() => seek(e.startMs)}
               />
-            )}
-            {clock(hover)}
-          </div>
-        )}
+            );
+          })}
+        </div>
       </div>
       <div className="timeline-hours" aria-hidden>
         {[0, 3, 6, 9, 12, 15, 18, 21].map((h) => (
@@ -240,11 +352,6 @@ export function RecordingsPage({ cameras, cameraId }: { cameras: Camera[] | null
   );
 }
 
-function toInput(ms: number): string {
-  const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60_000);
-  return d.toISOString().slice(0, 19);
-}
-
 function ExportForm({ camera, around }: { camera: string; around: number | null }) {
   const [from, setFrom] = useState('');
   const [to, setTo] = useState('');
@@ -253,8 +360,8 @@ function ExportForm({ camera, around }: { camera: string; around: number | null 
   const [error, setError] = useState<unknown>(null);
   const fill = () => {
     const t = around ?? Date.now();
-    setFrom(toInput(t - 30_000));
-    setTo(toInput(t + 30_000));
+    setFrom(localInputValue(t - 30_000));
+    setTo(localInputValue(t + 30_000));
   };
   const submit = async () => {
     setBusy(true);

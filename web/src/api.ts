@@ -70,6 +70,189 @@ export interface Camera {
   placement: CameraPlacement | null;
   /** Where it may run: its pin and the labels it requires and prefers (its config). */
   placementRules: PlacementConfig;
+  /** Motion detection and its alerts (its config; PATCH replaces the whole object). Absent from servers without motion detection. */
+  motion?: MotionConfig;
+}
+
+/** A polygon of the picture that motion is looked for in (`include`) or ignored in (`mask`). */
+export interface MotionZone {
+  /** 1–32 characters: letters, digits, `_` or `-`, starting with a letter or digit. */
+  name: string;
+  kind: 'include' | 'mask';
+  /** 3–64 corners, `[x, y]` as shares 0–1 of the picture's width and height; the edges must not cross. */
+  points: Array<[number, number]>;
+  /** How much a spot of the picture must change to count as moving, as a share of the grey scale, 0.005–1; default 0.06. */
+  threshold: number;
+  /** Share of the zone's area that must be moving to raise an event, 0.0001–1; default 0.005. */
+  minArea: number;
+}
+
+/** One stretch of a week when an alert rule fires; `to` before `from` runs past midnight. */
+export interface AlertWindow {
+  /** 0 = Sunday … 6 = Saturday; at least one. */
+  days: number[];
+  /** `HH:MM`, in the site's time zone. */
+  from: string;
+  to: string;
+}
+
+/** When motion raises an alert, and where it goes. */
+export interface AlertRule {
+  /** Same pattern as a zone's name; in alert payloads. */
+  name: string;
+  /** Include zones (or `all`) whose motion counts; empty: any. */
+  zones: string[];
+  /** Lowest peak score that alerts, 0–1; default 0. */
+  minScore: number;
+  /** Empty: at any time. */
+  schedule: AlertWindow[];
+  /** Quiet time after an alert, s, 0–86400; default 60. */
+  cooldownS: number;
+  /** Send to the webhook endpoints whose cameras include this one; default true. */
+  webhooks: boolean;
+  /** Publish to the MQTT broker; default true. */
+  mqtt: boolean;
+}
+
+/** A camera's motion detection: what is analysed, where, and when it alerts. */
+export interface MotionConfig {
+  /** Default false. */
+  enabled: boolean;
+  /** Frames analysed per second, 1–30; default 5. */
+  fps: number;
+  /** Width the picture is scaled to for analysis, px: 64–1280, a multiple of 16; default 320. */
+  width: number;
+  /** At most 16. */
+  zones: MotionZone[];
+  /** For the whole picture when there is no include zone (it is then the zone named `all`); default 0.06. */
+  threshold: number;
+  /** For the whole picture when there is no include zone; default 0.005. */
+  minArea: number;
+  /** Motion must last this long to raise an event, ms, 0–30000; default 200. */
+  minDurationMs: number;
+  /** An event ends after this long without motion, ms, 200–300000; default 1500. */
+  endAfterMs: number;
+  /** How fast the background follows slow changes (daylight): its time constant, s, 0.2–3600; default 4. */
+  adaptS: number;
+  /** How fast something that stopped moving becomes background, s, 1–86400; default 60. */
+  settleS: number;
+  /** This share of the picture changing at once is a change of light, not motion, 0.05–1; default 0.6. */
+  lightChange: number;
+  /** At most 16. */
+  alerts: AlertRule[];
+}
+
+/** What a camera without a `motion` section behaves as (the server's defaults). */
+export const MOTION_DEFAULTS: MotionConfig = {
+  enabled: false,
+  fps: 5,
+  width: 320,
+  zones: [],
+  threshold: 0.06,
+  minArea: 0.005,
+  minDurationMs: 200,
+  endAfterMs: 1500,
+  adaptS: 4,
+  settleS: 60,
+  lightChange: 0.6,
+  alerts: [],
+};
+
+/** A detected event, as the events API and the event socket show it. */
+export interface EventView {
+  id: number;
+  camera: string;
+  kind: 'motion';
+  /** ms since the epoch. */
+  startMs: number;
+  /** ms since the epoch; null while in progress. */
+  endMs: number | null;
+  /** Highest motion score so far, 0–1. */
+  peakScore: number;
+  zones: string[];
+  /** Where the change was, as shares 0–1 of the picture; null when unknown. */
+  box: { x: number; y: number; w: number; h: number } | null;
+  /** The camera-node that detected it. */
+  node: string;
+  hasThumbnail: boolean;
+  /** The protected clip holding it, or null. */
+  protectedId: number | null;
+  /** The frame with the changed region marked; null when none. */
+  thumbnailUrl: string | null;
+}
+
+/** GET /api/events/:event: an event with the recording around it. */
+export interface EventDetail extends EventView {
+  recording: { from: number; to: number; playlistUrl: string } | null;
+}
+
+export interface EventQuery {
+  /** Any of these cameras; absent: every camera the user may see. */
+  cameras?: string[];
+  /** ms since the epoch. */
+  from?: number;
+  to?: number;
+  zone?: string;
+  /** 0–1. */
+  minScore?: number;
+  /** 1–200; default 50. */
+  limit?: number;
+  /** The `next` of the page before. */
+  cursor?: string;
+}
+
+export interface EventPage {
+  /** Newest first. */
+  events: EventView[];
+  /** The cursor of the next page; null on the last. */
+  next: string | null;
+}
+
+/** A webhook endpoint that alerts are POSTed to. */
+export interface Webhook {
+  /** `wh_…`. */
+  id: string;
+  url: string;
+  /** null: every camera. */
+  cameras: string[] | null;
+  enabled: boolean;
+  createdBy: string;
+  /** ISO 8601 or ms since the epoch. */
+  createdAt: string | number;
+}
+
+/** POST /api/webhooks: the endpoint with its signing secret, shown once. */
+export interface NewWebhook extends Webhook {
+  secret: string;
+}
+
+/** An alert that could not be delivered after its attempts (a dead letter). */
+export interface DeadDelivery {
+  /** The message id, `msg_…`. */
+  id: string;
+  eventId: number;
+  camera: string;
+  /** `webhook` or `mqtt`. */
+  channel: string;
+  /** null: not a webhook delivery. */
+  webhookId: string | null;
+  /** What was sent (the event's phase). */
+  type: string;
+  /** `dead` here. */
+  state?: string;
+  attempts: number;
+  /** The last HTTP status, null when there was no answer. */
+  lastStatus: number | null;
+  lastError: string | null;
+  /** When it was made, ms since the epoch. */
+  createdMs?: number;
+}
+
+export interface DeadPage {
+  /** Newest first. */
+  deliveries: DeadDelivery[];
+  /** `before` of the next page; null on the last. */
+  next: string | null;
 }
 
 /** What POST /api/cameras takes; the server fills in defaults and validates. */
@@ -79,6 +262,7 @@ export interface CameraInput {
   enabled?: boolean;
   source: { kind: SourceKind } & Record<string, unknown>;
   placement?: PlacementConfig;
+  motion?: MotionConfig;
 }
 
 /**
@@ -101,12 +285,15 @@ export type ServerMessage =
   | { type: 'snapshot'; cameras: Camera[] }
   | { type: 'camera'; camera: Camera }
   | { type: 'camera-removed'; id: string }
-  | { type: 'status'; status: CameraStatus };
+  | { type: 'status'; status: CameraStatus }
+  /** A detected event began, changed (score, zones, box) or ended; only for cameras the user may see. */
+  | { type: 'event'; phase: 'start' | 'update' | 'end'; event: EventView };
 
 /** Every permission a user or token can hold, as the server names them. */
 export const PERMISSIONS = [
   'cameras:read', 'cameras:manage', 'camera:live', 'camera:archive', 'camera:export', 'camera:control',
   'users:manage', 'audit:read', 'settings:manage', 'metrics:read', 'nodes:read', 'nodes:manage',
+  'alerts:manage',
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
@@ -244,7 +431,7 @@ export interface ChainCheck {
 }
 
 /** What a process of the cluster runs. */
-export const NODE_ROLES = ['signaling', 'sfu', 'camera-node'] as const;
+export const NODE_ROLES = ['signaling', 'sfu', 'camera-node', 'recorder', 'detector'] as const;
 export type NodeRole = (typeof NODE_ROLES)[number];
 
 /** How a node stands: heard from within its lease, declared dead, or enrolled and never heard from. */
@@ -405,8 +592,10 @@ export class ApiError extends Error {
 export async function readApiError(res: Response): Promise<ApiError> {
   const retryAfterS = retryAfterSeconds(res.headers.get('Retry-After'));
   try {
-    const body = (await res.json()) as { error?: { code?: string; message?: string; field?: string } };
-    if (body.error?.message) return new ApiError(res.status, body.error.code ?? 'UNKNOWN', body.error.message, body.error.field, retryAfterS);
+    const body = (await res.json()) as { error?: { code?: string; message?: string; field?: string; details?: { field?: unknown } } };
+    // The field is `error.field`, or `error.details.field` in validation refusals.
+    const field = body.error?.field ?? (typeof body.error?.details?.field === 'string' ? body.error.details.field : undefined);
+    if (body.error?.message) return new ApiError(res.status, body.error.code ?? 'UNKNOWN', body.error.message, field, retryAfterS);
   } catch {
     // Not JSON (a proxy's error page, say): fall through to the status line.
   }
@@ -465,10 +654,13 @@ async function request<T>(method: string, path: string, body?: unknown): Promise
   return (res.status === 204 ? undefined : await res.json()) as T;
 }
 
-/** `?a=1&b=2` from the defined, non-empty values; '' when there are none. */
-function query(params: Record<string, string | number | undefined>): string {
+/** `?a=1&b=2` from the defined, non-empty values (a list repeats its key); '' when there are none. */
+function query(params: Record<string, string | number | readonly string[] | undefined>): string {
   const q = new URLSearchParams();
-  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== '') q.set(k, String(v));
+  for (const [k, v] of Object.entries(params)) {
+    if (Array.isArray(v)) for (const item of v) q.append(k, item);
+    else if (v !== undefined && v !== '') q.set(k, String(v));
+  }
   const s = q.toString();
   return s ? `?${s}` : '';
 }
@@ -520,6 +712,20 @@ export const api = {
   archiveTimeline: (id: string, from: number, to: number) => request<Timeline>('GET', `/api/cameras/${seg(id)}/archive/timeline${query({ from, to })}`),
   exportClip: (id: string, from: string, to: string) => request<ExportResult>('POST', `/api/cameras/${seg(id)}/archive/exports`, { from, to }),
 
+  events: ({ cameras, ...q }: EventQuery) => request<EventPage>('GET', `/api/events${query({ camera: cameras, ...q })}`),
+  event: (id: number) => request<EventDetail>('GET', `/api/events/${id}`),
+  protectEvent: (id: number) => request<{ protectedId: number }>('POST', `/api/events/${id}/protect`),
+  unprotectEvent: (id: number) => request<void>('DELETE', `/api/events/${id}/protect`),
+
+  // `{ webhooks: [...] }`; a bare list is taken too.
+  webhooks: () => request<Webhook[] | { webhooks: Webhook[] }>('GET', '/api/webhooks').then((r) => (Array.isArray(r) ? r : r.webhooks)),
+  addWebhook: (input: { url: string; cameras?: string[] }) => request<NewWebhook>('POST', '/api/webhooks', input),
+  setWebhookEnabled: (id: Webhook['id'], enabled: boolean) => request<Webhook>('PATCH', `/api/webhooks/${seg(id)}`, { enabled }),
+  removeWebhook: (id: Webhook['id']) => request<void>('DELETE', `/api/webhooks/${seg(id)}`),
+  testWebhook: (id: Webhook['id']) => request<WebhookTest | undefined>('POST', `/api/webhooks/${seg(id)}/test`),
+  deadDeliveries: (q: { limit?: number; before?: string }) => request<DeadPage>('GET', `/api/alerts/dead${query(q)}`),
+  retryDelivery: (id: DeadDelivery['id']) => request<DeadDelivery>('POST', `/api/alerts/deliveries/${seg(id)}/retry`),
+
   cluster: () => request<ClusterView>('GET', '/api/cluster'),
   nodes: () => request<NodeView[]>('GET', '/api/nodes'),
   drainNode: (id: string) => request<NodeView>('POST', `/api/nodes/${seg(id)}/drain`),
@@ -547,6 +753,21 @@ export interface ExportResult {
   sha256: string;
   bytes: number;
   segments: number;
+}
+
+/** What a test POST to a webhook endpoint met, as far as the server says. */
+export interface WebhookTest {
+  ok?: boolean;
+  /** The endpoint's HTTP status; null when it did not answer. */
+  status?: number | null;
+  error?: string | null;
+  /** How long the endpoint took, ms. */
+  durationMs?: number;
+}
+
+/** An event's marked frame; the events API gives it as `thumbnailUrl` when there is one. */
+export function eventThumbnailUrl(id: number): string {
+  return `/api/events/${id}/thumbnail.jpg`;
 }
 
 /** The WHEP endpoint of a camera. */

@@ -1,5 +1,5 @@
 import { useSyncExternalStore } from 'react';
-import { api, ApiError, AuthRefusal, onAuthRefusal, type Me, type Permission } from './api';
+import { api, ApiError, AuthRefusal, onAuthRefusal, type CameraPermission, type Me, type Permission } from './api';
 
 /** Where the browser stands with the server. */
 export const AuthStatus = {
@@ -49,6 +49,12 @@ export function useAuth(): AuthState {
 /** Whether the signed-in user holds `permission` (for camera permissions: on some camera). */
 export function can(me: Me | null, permission: Permission): boolean {
   return me?.permissions.includes(permission) ?? false;
+}
+
+/** Whether the signed-in user holds the camera permission `permission` on camera `camera`. */
+export function canOnCamera(me: Me | null, permission: CameraPermission, camera: string): boolean {
+  if (!can(me, permission)) return false;
+  return me?.cameras === null || (me?.cameras[camera]?.includes(permission) ?? false);
 }
 
 // Any call refused for want of a session (or of its 2FA step) moves the app to the page that fixes it.

@@ -57,6 +57,33 @@ export function when(iso: string | null | undefined): string {
   return Number.isNaN(d.getTime()) ? iso : d.toLocaleString();
 }
 
+/** A length of time in a few words: `42 s`, `3 min 5 s`, `2 h 10 min`. */
+export function duration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+}
+
+/** A moment as a datetime-local input wants it: local time to the second, no offset. */
+export function localInputValue(ms: number): string {
+  const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60_000);
+  return d.toISOString().slice(0, 19);
+}
+
+/** A datetime-local input's value as ms since the epoch; undefined when empty or unreadable. */
+export function fromLocalInput(value: string): number | undefined {
+  if (!value) return undefined;
+  const t = new Date(value).getTime();
+  return Number.isNaN(t) ? undefined : t;
+}
+
+/** A share 0–1 as a percentage for people: `12 %`, `0.5 %`. */
+export function percent(share: number): string {
+  const p = share * 100;
+  return `${p >= 10 || p === 0 ? p.toFixed(0) : p >= 1 ? p.toFixed(1) : p.toFixed(2)} %`;
+}
+
 /** Copies `text` to the clipboard and says so for a moment. */
 export function CopyButton({ text, label = 'Copy', testId }: { text: string; label?: string; testId?: string }) {
   const [done, setDone] = useState<'copied' | 'failed' | null>(null);

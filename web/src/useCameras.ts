@@ -2,6 +2,7 @@ import { useCallback, useEffect, useMemo, useReducer, useRef, useState } from 'r
 import { api, type Camera, type ServerMessage } from './api';
 import { sessionStillValid } from './auth';
 import { subscribeEvents } from './events';
+import { publishEvent, resyncActiveEvents } from './liveEvents';
 
 interface CamerasState {
   /** null until the first list or snapshot. */
@@ -60,6 +61,9 @@ function reduce(state: CamerasState, action: Action): CamerasState {
       if (!cur) return state;
       return { ...state, byId: new Map(state.byId).set(cur.id, { ...cur, status: action.status }) };
     }
+    case 'event':
+      // Not camera state: the live events store keeps them (see onMessage).
+      return state;
   }
 }
 
@@ -74,9 +78,11 @@ export interface CamerasView {
 
 /**
  * The cameras and their live status: GET /api/cameras at once, then the event socket, while `enabled`
- * (signed in, with cameras:read). The socket is reconnected only while the session holds.
+ * (signed in, with cameras:read). The socket is reconnected only while the session holds. The socket's
+ * detection events go to the live events store; `mayListEvents` (camera:archive) lets it look up the
+ * events in progress at each (re)connection.
  */
-export function useCameras(enabled: boolean): CamerasView {
+export function useCameras(enabled: boolean, mayListEvents = false): CamerasView {
   const [state, dispatch] = useReducer(reduce, { byId: null, fromSocket: false });
   const [connected, setConnected] = useState(false);
   // The socket's handler compares a status with the one shown, without re-subscribing at every change.
@@ -110,6 +116,9 @@ export function useCameras(enabled: boolean): CamerasView {
     }, PLACEMENT_POLL_MS);
 
     const onMessage = (msg: ServerMessage): void => {
+      if (msg.type === 'event') return publishEvent(msg);
+      // A snapshot starts every connection: what happened while it was down is looked up again.
+      if (msg.type === 'snapshot') resyncActiveEvents(mayListEvents);
       if (msg.type === 'status') {
         const cur = shown.current?.get(msg.status.id)?.status;
         if (cur && (cur.state !== msg.status.state || cur.lastError !== msg.status.lastError)) readPlacements();
@@ -124,7 +133,7 @@ export function useCameras(enabled: boolean): CamerasView {
       unsubscribe();
       setConnected(false);
     };
-  }, [enabled]);
+  }, [enabled, mayListEvents]);
 
   const cameras = useMemo(
     () => (state.byId ? [...state.byId.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)) : null),
