@@ -189,6 +189,8 @@ export function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): 
       if (!name.startsWith('CCTV_') || ENV_NOT_CONFIG.has(name)) continue;
       path = envPath(name);
     }
+    // An empty variable is as if unset (Compose's `${NAME:-}`), except for lists, where it means none.
+    if (value === '' && !ARRAY_KEYS.has(path)) continue;
     let v = envValue(value);
     if (ARRAY_KEYS.has(path) && typeof v === 'string') v = v.split(',').map((s) => s.trim()).filter(Boolean);
     try {
