@@ -245,8 +245,8 @@ function localEnv(svc, ctx) {
   if (svc.signaling) {
     out.DATABASE_URL = databaseUrl;
     out.CCTV_PORT = shift(out.CCTV_PORT ?? '8080');
-  } else if (svc.roles.includes('recorder')) {
-    // A recorder enters its segments in the database itself.
+  } else if (svc.roles.includes('recorder') || svc.roles.includes('detector')) {
+    // A recorder enters its segments in the database itself, a detector its events.
     out.DATABASE_URL = databaseUrl;
   } else {
     delete out.DATABASE_URL;

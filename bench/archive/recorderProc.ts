@@ -1,6 +1,6 @@
 // A recorder in a process of its own for bench/archive (so its CPU time can be read from /proc):
 // its stream source asks the parent, over IPC, to subscribe it to the parent's SFU.
-import { ConfigSchema, configureLogging, openDatabase, type CameraConfig } from '@cctv/core';
+import { CameraSchema, ConfigSchema, configureLogging, openDatabase, type CameraConfig } from '@cctv/core';
 import { Recorder, type StreamSource } from '@cctv/recorder';
 
 configureLogging({ level: (process.env.BENCH_LOG as 'info' | undefined) ?? 'warn', format: 'json' });
@@ -32,9 +32,9 @@ let stored = 0;
 rec.on('segment', () => segments++);
 rec.on('stored', () => stored++);
 await rec.start();
-const cams: CameraConfig[] = cameras.map((id) => ({
-  id, name: id, enabled: true, source: { kind: 'test', width: 1280, height: 720, fps: 30, bitrateKbps: 4000, pattern: 'testsrc2' },
-  placement: { require: {}, prefer: {} }, recording: { enabled: true, retainDays: 0, retainBytes: 0, storageCodec: 'copy' },
+const cams: CameraConfig[] = cameras.map((id) => CameraSchema.parse({
+  id, name: id, source: { kind: 'test', width: 1280, height: 720, fps: 30, bitrateKbps: 4000 },
+  recording: { enabled: true, retainDays: 0, retainBytes: 0, storageCodec: 'copy' },
 }));
 await rec.setCameras(cams);
 setInterval(() => {

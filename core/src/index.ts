@@ -10,15 +10,16 @@ export { registry, counter, gauge, histogram, metricsText, collectDefaultMetrics
 
 export {
   ConfigSchema, CameraSchema, CameraSourceSchema, TestSourceSchema, RtspSourceSchema, RpicamSourceSchema, RtpSourceSchema,
-  CAMERA_ID_PATTERN, CAMERA_SOURCE_KINDS, VIDEO_CODECS, ROLES,
+  CAMERA_ID_PATTERN, CAMERA_SOURCE_KINDS, VIDEO_CODECS, ROLES, ZoneSchema, AlertRuleSchema, MotionSchema, polygonSelfIntersection,
 } from './config/schema.js';
-export type { Config, ConfigInput, StorageConfig, CameraConfig, CameraInput, CameraSource, CameraSourceKind, VideoCodec } from './config/schema.js';
+export type { Config, ConfigInput, StorageConfig, CameraConfig, CameraInput, CameraSource, CameraSourceKind, VideoCodec, Zone, AlertRule, MotionConfig } from './config/schema.js';
 export { loadConfig, parseWith, readConfigFile } from './config/load.js';
 export type { LoadConfigOptions } from './config/load.js';
 
 export { parseRtpHeader, newRtpHeader, isRtcp, seqDiff, tsDiff, RTP_HEADER_MIN } from './rtp/rtp.js';
 export type { RtpHeader } from './rtp/rtp.js';
 export { isKeyframeStart, h264IsKeyframeStart, h265IsKeyframeStart, rtpInputSdp, VIDEO_CLOCK_RATE } from './rtp/codecs.js';
+export { Depacketizer } from './rtp/depacketize.js';
 export { buildPli, buildFir, readRtcpRequests, RtcpType } from './rtp/rtcp.js';
 export type { RtcpRequests } from './rtp/rtcp.js';
 export { INGEST_PAYLOAD_TYPE, codecOfIngestPayloadType } from './rtp/payloadTypes.js';
@@ -38,7 +39,7 @@ export type { Bus, OpenBusOptions } from './bus/bus.js';
 export { generateKeys, seal, open, isEnvelope } from './cluster/keys.js';
 export type { KeyPair, Envelope } from './cluster/keys.js';
 export { Channel, Key } from './cluster/messages.js';
-export type { Heartbeat, RoomReport, CameraAssignment, Command, WireCommand, RpcRequest, RpcResults, RpcError, CameraEvent, Role } from './cluster/messages.js';
+export type { Heartbeat, RoomReport, CameraAssignment, Command, WireCommand, RpcRequest, RpcResults, RpcError, CameraEvent, MotionNotice, Role } from './cluster/messages.js';
 export { RpcClient, serveRpc, toRpcError, fromRpcError } from './cluster/rpc.js';
 export type { RpcClientOptions } from './cluster/rpc.js';
 export { NodeAgent } from './cluster/agent.js';

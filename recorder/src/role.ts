@@ -26,7 +26,7 @@ export interface RecorderRole {
 
 interface Published {
   epoch: number;
-  placements: Array<{ camera: string; recorder?: string | null }>;
+  placements: Array<{ camera: string; recorder?: string | null; detector?: string | null }>;
 }
 
 /** A site's short name in storage identity files: the start of its public key's SHA-256. */
@@ -35,18 +35,65 @@ export function siteIdOf(sitePublicKeyPem: string): string {
 }
 
 /** The cameras in the database (the source of truth), as configs; rows that no longer parse are skipped. */
-async function loadCameras(db: Database): Promise<CameraConfig[]> {
-  const rows = await db.query<{ id: string; name: string; enabled: boolean; source: unknown; placement: unknown; recording: unknown }>(
-    'SELECT id, name, enabled, source, placement, recording FROM cameras ORDER BY id',
+export async function loadCameras(db: Database): Promise<CameraConfig[]> {
+  const rows = await db.query<{ id: string; name: string; enabled: boolean; source: unknown; placement: unknown; recording: unknown; motion: unknown }>(
+    'SELECT id, name, enabled, source, placement, recording, motion FROM cameras ORDER BY id',
   );
   const out: CameraConfig[] = [];
   for (const r of rows) {
     const json = (v: unknown) => (typeof v === 'string' ? JSON.parse(v) : v);
-    const parsed = CameraSchema.safeParse({ id: r.id, name: r.name, enabled: r.enabled, source: json(r.source), placement: json(r.placement) ?? {}, recording: json(r.recording) ?? {} });
+    const parsed = CameraSchema.safeParse({ id: r.id, name: r.name, enabled: r.enabled, source: json(r.source), placement: json(r.placement) ?? {}, recording: json(r.recording) ?? {}, motion: json(r.motion) ?? {} });
     if (parsed.success) out.push(parsed.data);
-    else log.warn({ camera: r.id }, 'a camera in the database does not parse; not recording it');
+    else log.warn({ camera: r.id }, 'a camera in the database does not parse; skipping it');
   }
   return out;
+}
+
+/**
+ * Follows the master's published placements and the cameras' configs: calls `apply` with the configs
+ * of the cameras placed on this node in `field` (its recorder, its detector) whenever either changes,
+ * and every 30 s (the database may have been away when a change came).
+ */
+export async function followPlacements(o: { bus: Bus; db: Database; node: string; field: 'recorder' | 'detector'; apply: (cameras: CameraConfig[]) => Promise<void> }): Promise<{ close(): Promise<void> }> {
+  let published: Published | null = null;
+  let applying: Promise<void> = Promise.resolve();
+  let closed = false;
+  const apply = () => {
+    applying = applying.then(async () => {
+      if (closed || !published) return;
+      const mine = new Set(published.placements.filter((p) => p[o.field] === o.node).map((p) => p.camera));
+      try {
+        await o.apply((await loadCameras(o.db)).filter((c) => mine.has(c.id)));
+      } catch (error) {
+        log.warn({ err: error, role: o.field }, isDatabaseUnavailable(error) ? 'cannot read the cameras while the database is away; keeping the current ones' : 'cannot apply the placements');
+      }
+    });
+    return applying;
+  };
+  const take = (m: unknown) => {
+    const p = m as Published;
+    if (!p || !Array.isArray(p.placements) || typeof p.epoch !== 'number') return;
+    if (published && p.epoch < published.epoch) return;
+    published = p;
+    void apply();
+  };
+  const unsubs = [
+    await o.bus.subscribe(Channel.placements, take),
+    // A camera changed (its recording or motion settings, say): read them again.
+    await o.bus.subscribe(Channel.config, () => void apply()),
+  ];
+  const raw = await o.bus.get(Key.placements).catch(() => null);
+  if (raw) take(JSON.parse(raw));
+  const timer = setInterval(() => void apply(), 30_000);
+  timer.unref();
+  return {
+    async close() {
+      closed = true;
+      clearInterval(timer);
+      await Promise.allSettled(unsubs.map((u) => u()));
+      await applying;
+    },
+  };
 }
 
 /**
@@ -70,47 +117,11 @@ export async function startRecorderRole(o: RecorderRoleOptions): Promise<Recorde
   });
   await recorder.start();
   o.agent.contribute(() => ({ recorder: { host: listenHost, ports: recorder.ports(), recording: recorder.status().cameras.filter((c) => c.recording).map((c) => c.id) } }));
-
-  let published: Published | null = null;
-  let applying: Promise<void> = Promise.resolve();
-  let closed = false;
-  const apply = () => {
-    applying = applying.then(async () => {
-      if (closed || !published) return;
-      const mine = new Set(published.placements.filter((p) => p.recorder === id).map((p) => p.camera));
-      try {
-        const cameras = (await loadCameras(o.db)).filter((c) => mine.has(c.id));
-        await recorder.setCameras(cameras);
-      } catch (error) {
-        log.warn({ err: error }, isDatabaseUnavailable(error) ? 'cannot read the cameras while the database is away; recording the current ones' : 'cannot apply the placements');
-      }
-    });
-    return applying;
-  };
-  const take = (m: unknown) => {
-    const p = m as Published;
-    if (!p || !Array.isArray(p.placements) || typeof p.epoch !== 'number') return;
-    if (published && p.epoch < published.epoch) return;
-    published = p;
-    void apply();
-  };
-  const unsubs = [
-    await o.bus.subscribe(Channel.placements, take),
-    // A camera changed (its recording settings, say): read them again.
-    await o.bus.subscribe(Channel.config, () => void apply()),
-  ];
-  const raw = await o.bus.get(Key.placements).catch(() => null);
-  if (raw) take(JSON.parse(raw));
-  // Retried now and then: the database may have been away when a change came.
-  const timer = setInterval(() => void apply(), 30_000);
-  timer.unref();
+  const follow = await followPlacements({ bus: o.bus, db: o.db, node: id, field: 'recorder', apply: (cameras) => recorder.setCameras(cameras) });
   return {
     recorder,
     async close() {
-      closed = true;
-      clearInterval(timer);
-      await Promise.allSettled(unsubs.map((u) => u()));
-      await applying;
+      await follow.close();
       await recorder.close();
     },
   };

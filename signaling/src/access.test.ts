@@ -12,8 +12,8 @@ import { call, harness, type Harness } from './testing/harness.js';
 
 type Held =
   | 'cameras:read' | 'cameras:manage' | 'camera:live' | 'camera:archive' | 'camera:export' | 'camera:control'
-  | 'users:manage' | 'audit:read' | 'settings:manage' | 'metrics:read' | 'nodes:read' | 'nodes:manage';
-const ADMIN: Held[] = ['cameras:read', 'cameras:manage', 'camera:live', 'camera:archive', 'camera:export', 'camera:control', 'users:manage', 'audit:read', 'settings:manage', 'metrics:read', 'nodes:read', 'nodes:manage'];
+  | 'users:manage' | 'audit:read' | 'settings:manage' | 'metrics:read' | 'nodes:read' | 'nodes:manage' | 'alerts:manage';
+const ADMIN: Held[] = ['cameras:read', 'cameras:manage', 'camera:live', 'camera:archive', 'camera:export', 'camera:control', 'users:manage', 'audit:read', 'settings:manage', 'metrics:read', 'nodes:read', 'nodes:manage', 'alerts:manage'];
 const OPERATOR: Held[] = ['cameras:read', 'cameras:manage', 'camera:live', 'camera:archive', 'camera:export', 'camera:control', 'nodes:read'];
 const VIEWER: Held[] = ['cameras:read', 'camera:live', 'camera:archive'];
 
@@ -147,6 +147,18 @@ const SAMPLES: Record<string, { url: string; body?: unknown; type?: string }> = 
   'DELETE /api/cameras/:id/archive/protected/:pid': { url: '/api/cameras/cam1/archive/protected/999999' },
   'GET /api/archive': { url: '/api/archive' },
   'POST /api/archive/verify': { url: '/api/archive/verify', body: { rehash: false } },
+  'GET /api/events': { url: '/api/events?camera=cam1' },
+  'GET /api/events/:event': { url: '/api/events/999999' },
+  'GET /api/events/:event/thumbnail.jpg': { url: '/api/events/999999/thumbnail.jpg' },
+  'POST /api/events/:event/protect': { url: '/api/events/999999/protect' },
+  'DELETE /api/events/:event/protect': { url: '/api/events/999999/protect' },
+  'GET /api/webhooks': { url: '/api/webhooks' },
+  'POST /api/webhooks': { url: '/api/webhooks', body: { url: 'http://127.0.0.1:9/hook{n}' } },
+  'PATCH /api/webhooks/:webhook': { url: '/api/webhooks/wh_nope', body: { enabled: false } },
+  'DELETE /api/webhooks/:webhook': { url: '/api/webhooks/wh_nope' },
+  'POST /api/webhooks/:webhook/test': { url: '/api/webhooks/wh_nope/test' },
+  'GET /api/alerts/dead': { url: '/api/alerts/dead' },
+  'POST /api/alerts/deliveries/:delivery/retry': { url: '/api/alerts/deliveries/msg_nope/retry' },
 };
 
 /** Codes that mean "access refused", as opposed to an answer from the route itself. */

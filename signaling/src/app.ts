@@ -12,6 +12,9 @@ import type { Cluster } from './cluster/cluster.js';
 import { clusterRoutes } from './cluster/routes.js';
 import { AuditAction } from './auth/audit.js';
 import { archiveRoutes, type ArchiveAccess } from './archive.js';
+import { eventRoutes } from './events.js';
+import { alertRoutes, type AlertAdmin } from './alerts.js';
+import type { EventStore } from '@cctv/recorder';
 import { ANONYMOUS, CAMERA_PERMISSIONS, Permission, can, canSeeCamera, type Principal, type Requirement } from './auth/permissions.js';
 import { authRoutes, principal, requestMeta } from './auth/routes.js';
 import type { AuthService } from './auth/service.js';
@@ -31,6 +34,10 @@ export interface AppDeps {
   changes?: ChangeQueue | null;
   /** The archive this instance serves (timeline, playlists, segments, verify); null without one. */
   archive?: ArchiveAccess | null;
+  /** The motion events (in the database every instance shares). */
+  events?: EventStore | null;
+  /** Webhook endpoints and alert deliveries. */
+  alerts?: AlertAdmin | null;
   /** Folder of the built dashboard, or null when it is not built. */
   webDir: string | null;
   version: string;
@@ -76,6 +83,8 @@ export function cameraView(cam: StoredCamera, runtime: CameraRuntime): Record<st
     status: runtime.status(config.id),
     /** Where it may run (its config: pin, required and preferred labels). */
     placementRules: config.placement,
+    recording: config.recording,
+    motion: config.motion,
     /** Where it runs now. */
     placement: placementView(runtime, config.id),
   };
@@ -83,7 +92,7 @@ export function cameraView(cam: StoredCamera, runtime: CameraRuntime): Record<st
 
 function placementView(runtime: CameraRuntime, id: string): Record<string, unknown> | null {
   const p = runtime.placement?.(id);
-  return p ? { cameraNode: p.cameraNode, sfu: p.sfu, recorder: p.recorder ?? null, problem: p.problem, since: p.since } : null;
+  return p ? { cameraNode: p.cameraNode, sfu: p.sfu, recorder: p.recorder ?? null, detector: p.detector ?? null, problem: p.problem, since: p.since } : null;
 }
 
 function cameraId(req: Request): string {
@@ -239,6 +248,8 @@ export function routes(deps: AppDeps): Route[] {
     ...authRoutes(auth, { trustProxy, issuer: 'CCTV' }),
     ...clusterRoutes(deps.cluster, auth, deps.config, deps.changes ?? null),
     ...archiveRoutes(deps.archive ?? null, auth, trustProxy),
+    ...alertRoutes(deps.alerts ?? null, { append: (e) => auth.audit.append(e) }, trustProxy),
+    ...eventRoutes({ events: deps.events ?? null, archive: deps.archive?.archive ?? null, store, audit: { append: (e) => auth.audit.append(e) }, trustProxy }),
   ];
 }
 

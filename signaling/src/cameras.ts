@@ -1,5 +1,5 @@
 import {
-  CameraSchema, TypedEmitter, ValidationError, canonicalJson, createLogger, isDatabaseUnavailable, parseWith,
+  CameraSchema, MotionSchema, TypedEmitter, ValidationError, canonicalJson, createLogger, isDatabaseUnavailable, parseWith,
   type CameraConfig, type CameraSource, type Database, type Queryable,
 } from '@cctv/core';
 
@@ -27,6 +27,7 @@ interface Row {
   source: CameraSource;
   placement: CameraConfig['placement'];
   recording: Partial<CameraConfig['recording']>;
+  motion: unknown;
   version: number;
   created_at: Date;
   updated_at: Date;
@@ -39,15 +40,17 @@ function fromRow(r: Row): StoredCamera {
   const placement: CameraConfig['placement'] = { require: p.require ?? {}, prefer: p.prefer ?? {}, ...(p.node ? { node: p.node } : {}) };
   const rec: Partial<CameraConfig['recording']> = json(r.recording ?? {});
   const recording: CameraConfig['recording'] = { enabled: rec.enabled ?? true, retainDays: rec.retainDays ?? 30, retainBytes: rec.retainBytes ?? 0, storageCodec: rec.storageCodec ?? 'copy' };
+  // Motion settings are stored as they were validated; defaults added since fill what is missing.
+  const motion = MotionSchema.safeParse(json(r.motion ?? {}));
   return {
-    config: { id: r.id, name: r.name, enabled: r.enabled, source: json(r.source), placement, recording },
+    config: { id: r.id, name: r.name, enabled: r.enabled, source: json(r.source), placement, recording, motion: motion.success ? motion.data : MotionSchema.parse({}) },
     version: Number(r.version),
     createdAt: r.created_at,
     updatedAt: r.updated_at,
   };
 }
 
-const COLUMNS = 'id, name, enabled, source, placement, recording, version, created_at, updated_at';
+const COLUMNS = 'id, name, enabled, source, placement, recording, motion, version, created_at, updated_at';
 
 /**
  * Cameras in the database, the source of truth. Input is validated here, once, and a change is stored
@@ -111,9 +114,9 @@ export class CameraStore extends TypedEmitter<CameraStoreEvents> {
     const cfg = parseWith(CameraSchema, input);
     const cam = await this.#db.transaction(async (tx) => {
       const rows = await tx.query<Row>(
-        `INSERT INTO cameras (id, name, enabled, source, placement, recording) VALUES ($1, $2, $3, $4, $5, $6)
+        `INSERT INTO cameras (id, name, enabled, source, placement, recording, motion) VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (id) DO NOTHING RETURNING ${COLUMNS}`,
-        [cfg.id, cfg.name ?? cfg.id, cfg.enabled, cfg.source, cfg.placement, cfg.recording],
+        [cfg.id, cfg.name ?? cfg.id, cfg.enabled, cfg.source, cfg.placement, cfg.recording, cfg.motion],
       );
       if (rows[0]) await bumpConfigVersion(tx);
       return rows[0] ? fromRow(rows[0]) : null;
@@ -142,9 +145,9 @@ export class CameraStore extends TypedEmitter<CameraStoreEvents> {
       if (!rows[0]) return null;
       const cfg = mergeConfig(id, fromRow(rows[0]).config, input, mode);
       const out = await tx.query<Row>(
-        `UPDATE cameras SET name = $2, enabled = $3, source = $4, placement = $5, recording = $6, version = version + 1, updated_at = now()
+        `UPDATE cameras SET name = $2, enabled = $3, source = $4, placement = $5, recording = $6, motion = $7, version = version + 1, updated_at = now()
          WHERE id = $1 RETURNING ${COLUMNS}`,
-        [id, cfg.name ?? id, cfg.enabled, cfg.source, cfg.placement, cfg.recording],
+        [id, cfg.name ?? id, cfg.enabled, cfg.source, cfg.placement, cfg.recording, cfg.motion],
       );
       await bumpConfigVersion(tx);
       return fromRow(out[0]!);

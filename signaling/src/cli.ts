@@ -25,7 +25,7 @@ Options:
   -p, --port <port>     HTTP port (or CCTV_PORT; default 8080)
       --data-dir <dir>  data folder (or CCTV_DATA_DIR; default ./data)
       --roles <list>    roles of this process: signaling, sfu, camera-node, recorder,
-                        comma-separated (or CCTV_ROLES; default all four)
+                        detector, comma-separated (or CCTV_ROLES; default all five)
   -h, --help            show this help
   -v, --version         print the version
 
@@ -37,12 +37,13 @@ Environment:
   CCTV_ROLES, CCTV_NODE_ID (unique per process in a cluster),
   CCTV_SPOOL_DIR (the recorder's local spool; default <data>/spool),
   CCTV_NAS_DIR (where recordings are kept, e.g. a NAS mount; default <data>/archive),
+  CCTV_ALERTS__MQTT__URL (an MQTT broker for motion alerts, e.g. mqtt://127.0.0.1:1883),
   CCTV_MASTER_URL (where a node without signaling enrols, e.g. https://master:8080),
   CCTV_ENROLL_TOKEN (a one-time token from the dashboard) or CCTV_ENROLL_SECRET (the deployment's),
   and any config key as CCTV_<SECTION>__<KEY>, e.g. CCTV_SFU__ICE__LOOPBACK=true.
 
-A cluster: every process gets the same REDIS_URL; signaling instances also DATABASE_URL; nodes
-(sfu, camera-node) enrol once with CCTV_MASTER_URL and a token or the secret. See docs/operations.md.
+A cluster: every process gets the same REDIS_URL; signaling instances, recorders and detectors
+also DATABASE_URL; nodes (sfu, camera-node, recorder, detector) enrol once with CCTV_MASTER_URL and a token or the secret. See docs/operations.md.
 `;
 
 interface Args {

@@ -25,6 +25,7 @@ export const ERRORS = {
   CAMERA_NOT_FOUND: { status: 404, message: 'No camera with this id' },
   SESSION_NOT_FOUND: { status: 404, message: 'No viewing session with this id' },
   SEGMENT_NOT_FOUND: { status: 404, message: 'No recording with this id for this camera' },
+  EVENT_NOT_FOUND: { status: 404, message: 'No event with this id' },
   METHOD_NOT_ALLOWED: { status: 405, message: 'This method is not allowed here' },
   UNSUPPORTED_CODEC: { status: 406, message: 'The offer has no codec this camera can be sent in' },
   CAMERA_EXISTS: { status: 409, message: 'A camera with this id exists' },
@@ -47,6 +48,9 @@ export const ERRORS = {
   NODE_UNREACHABLE: { status: 503, message: 'The node that serves this did not answer' },
   NODE_UNKNOWN: { status: 503, message: 'The node that serves this is not enrolled' },
   BUS_UNAVAILABLE: { status: 503, message: 'The message bus (Redis) is unavailable' },
+  WEBHOOK_NOT_FOUND: { status: 404, message: 'No webhook endpoint with this id' },
+  DELIVERY_NOT_FOUND: { status: 404, message: 'No alert delivery with this id' },
+  NO_ALERTS: { status: 503, message: 'This server has no alert service' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

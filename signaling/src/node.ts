@@ -1,12 +1,12 @@
 import { ValidationError, createLogger, joinCluster, openDatabase, type Bus, type Config, type NodeAgent } from '@cctv/core';
 import { startCameraNodeRole, type CameraNode } from '@cctv/camera-node';
-import { siteIdOf, startRecorderRole, type Recorder } from '@cctv/recorder';
+import { AlertService, siteIdOf, startDetectorRole, startRecorderRole, type Detector, type Recorder } from '@cctv/recorder';
 import { startSfuRole, type Sfu } from '@cctv/sfu';
 import { VERSION } from './system.js';
 
 const log = createLogger('node');
 
-/** A node process without signaling: an SFU, a camera-node, a recorder, or several of them. */
+/** A node process without signaling: an SFU, a camera-node, a recorder, a detector, or several of them. */
 export interface RunningNode {
   id: string;
   bus: Bus;
@@ -14,11 +14,12 @@ export interface RunningNode {
   sfu: Sfu | null;
   cameraNode: CameraNode | null;
   recorder: Recorder | null;
+  detector: Detector | null;
   close(): Promise<void>;
 }
 
 /**
- * Starts the roles of `node.roles` (sfu, camera-node, recorder) as a node of a cluster: enrols with the master on
+ * Starts the roles of `node.roles` (sfu, camera-node, recorder, detector) as a node of a cluster: enrols with the master on
  * the first start, then heartbeats over Redis and does what the master assigns. It keeps running on its
  * last assignment while Redis or the master is away.
  */
@@ -26,6 +27,9 @@ export async function startNode(config: Readonly<Config>): Promise<RunningNode> 
   const roles = config.node.roles;
   if (roles.includes('recorder') && !config.database.url) {
     throw new ValidationError('database.url', 'a recorder keeps its segments in the database: set DATABASE_URL (the cluster\'s Postgres)');
+  }
+  if (roles.includes('detector') && !config.database.url) {
+    throw new ValidationError('database.url', 'a detector keeps its events in the database: set DATABASE_URL (the cluster\'s Postgres)');
   }
   const m = await joinCluster(config, roles, VERSION);
   const closers: Array<() => Promise<void>> = [() => m.bus.close(), () => m.agent.close()];
@@ -47,9 +51,10 @@ export async function startNode(config: Readonly<Config>): Promise<RunningNode> 
       cameraNode = role.node;
     }
     let recorder: Recorder | null = null;
-    if (roles.includes('recorder')) {
-      const db = await openDatabase({ url: config.database.url, maxConnections: 4 });
-      closers.push(() => db.close());
+    let detector: Detector | null = null;
+    const db = roles.includes('recorder') || roles.includes('detector') ? await openDatabase({ url: config.database.url, maxConnections: 4 }) : null;
+    if (db) closers.push(() => db.close());
+    if (db && roles.includes('recorder')) {
       const role = await startRecorderRole({
         config, db, bus: m.bus, agent: m.agent, site: siteIdOf(m.identity.sitePublicKey),
         onDeleted: (r) => log.info({ segments: r.deleted, bytes: r.bytes, byReason: r.byReason, cameras: r.cameras }, 'retention removed recordings'),
@@ -57,11 +62,20 @@ export async function startNode(config: Readonly<Config>): Promise<RunningNode> 
       closers.push(() => role.close());
       recorder = role.recorder;
     }
+    if (db && roles.includes('detector')) {
+      // Alerts of this detector's events are sent from here; pending ones of a dead node are taken over.
+      const alerts = new AlertService({ db, node: m.identity.id, config: config.alerts, publicUrl: config.alerts.publicUrl ?? config.cluster.masterUrl });
+      await alerts.start();
+      closers.push(() => alerts.close());
+      const role = await startDetectorRole({ config, db, bus: m.bus, agent: m.agent, alerts });
+      closers.push(() => role.close());
+      detector = role.detector;
+    }
     await m.agent.start();
     log.info({ node: m.identity.id, roles, bus: m.bus.location }, 'node running');
     let closed = false;
     return {
-      id: m.identity.id, bus: m.bus, agent: m.agent, sfu, cameraNode, recorder,
+      id: m.identity.id, bus: m.bus, agent: m.agent, sfu, cameraNode, recorder, detector,
       async close() {
         if (closed) return;
         closed = true;

@@ -8,7 +8,7 @@ import { networkInterfaces } from 'node:os';
 import { NodeAgent, collectDefaultMetrics, createLogger, migrate, openBus, openDatabase, type Bus, type Config, type Database } from '@cctv/core';
 import { startCameraNodeRole, type CameraNode } from '@cctv/camera-node';
 import { startSfuRole, type Sfu } from '@cctv/sfu';
-import { Archive, Storage, signPendingManifests, siteIdOf, startRecorderRole, type Recorder } from '@cctv/recorder';
+import { AlertService, Archive, EventStore, Storage, signPendingManifests, siteIdOf, startDetectorRole, startRecorderRole, type Detector, type Recorder } from '@cctv/recorder';
 import type { ArchiveAccess } from './archive.js';
 import { buildApp } from './app.js';
 import { CameraStore } from './cameras.js';
@@ -49,6 +49,8 @@ export interface System {
   cameraNode: CameraNode | null;
   /** The recorder in this process, when `node.roles` has it. */
   recorder: Recorder | null;
+  /** The motion detector in this process, when `node.roles` has it. */
+  detector: Detector | null;
   server: Server;
   /** The HTTPS certificate in use, when TLS is on. */
   tls: TlsMaterial | null;
@@ -72,7 +74,8 @@ export interface StartOptions {
 }
 
 /** The synthetic camera a first start gets, so a new user sees video at once. */
-const DEMO_CAMERA = { id: 'demo', name: 'Synthetic camera', source: { kind: 'test' as const } };
+// The demo camera shows a box crossing a still scene every 20 s, watched for motion, so a first start has events to show.
+const DEMO_CAMERA = { id: 'demo', name: 'Synthetic camera', source: { kind: 'test' as const, pattern: 'motion' as const }, motion: { enabled: true } };
 
 /**
  * Starts a signaling instance: database (Postgres or embedded), bus (Redis or in-process), the
@@ -156,6 +159,18 @@ export async function startSystem(opts: StartOptions): Promise<System> {
       closers.push(() => role.close());
       recorder = role.recorder;
     }
+    // The detector too: the master places the cameras with motion detection on it and subscribes their SFUs.
+    // Alerts are sent by whichever instance or detector holds them (deliveries are rows every node can
+    // take over); the service also answers the admin API (endpoints, dead letters).
+    const alerts = new AlertService({ db, node: id, config: config.alerts, publicUrl: config.alerts.publicUrl });
+    await alerts.start();
+    closers.push(() => alerts.close());
+    let detector: Detector | null = null;
+    if (roles.includes('detector')) {
+      const role = await startDetectorRole({ config, db, bus, agent, alerts });
+      closers.push(() => role.close());
+      detector = role.detector;
+    }
     // The master signs each camera-hour of the archive with the site's key once the hour has ended.
     const manifests = setInterval(() => {
       if (cluster.leadership.isLeader) void signPendingManifests(db, cluster.siteKey.privateKey).catch((error: unknown) => log.warn({ err: error }, 'cannot sign archive manifests now'));
@@ -183,7 +198,7 @@ export async function startSystem(opts: StartOptions): Promise<System> {
 
     const changes = new ChangeQueue(join(dataDir, 'queued-changes.json'), store, auth.audit);
     closers.push(async () => changes.close());
-    const app = buildApp({ config, db, store, runtime: cluster.runtime, whep: cluster.runtime, auth, cluster, changes, archive: archiveAccess, webDir: opts.webDir === undefined ? WEB_DIR : opts.webDir, version: VERSION });
+    const app = buildApp({ config, db, store, runtime: cluster.runtime, whep: cluster.runtime, auth, cluster, changes, archive: archiveAccess, events: detector?.events ?? new EventStore(db), alerts, webDir: opts.webDir === undefined ? WEB_DIR : opts.webDir, version: VERSION });
     const tls = await loadTls(config.http.tls, dataDir);
     const server: Server = tls ? createHttpsServer({ cert: tls.cert, key: tls.key }, app) : createServer(app);
     server.keepAliveTimeout = 5000;
@@ -191,6 +206,7 @@ export async function startSystem(opts: StartOptions): Promise<System> {
     server.headersTimeout = 20_000;
     server.requestTimeout = 60_000;
     const hub = new EventHub(server, store, cluster.runtime, auth);
+    cluster.registry.on('motion', (n) => hub.motion(n));
     await new Promise<void>((res, rej) => {
       server.once('error', (err: NodeJS.ErrnoException) =>
         rej(err.code === 'EADDRINUSE' ? new Error(`port ${config.http.port} on ${config.http.host} is in use; set CCTV_PORT to another port`, { cause: err }) : err),
@@ -206,12 +222,13 @@ export async function startSystem(opts: StartOptions): Promise<System> {
     const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? 'localhost' : config.http.host;
     const url = `${tls ? 'https' : 'http'}://${host}:${port}/`;
     agent.contribute(() => ({ api: url }));
+    alerts.setPublicUrl(url.replace(/\/$/, ''));
     // Heartbeating first, so that followers can see this instance alive before it may lead.
     await agent.start();
     cluster.startLeadership();
     let closed = false;
     return {
-      url, port, db, bus, auth, store, cluster, runtime: cluster.runtime, agent, sfu, cameraNode, recorder, server, tls, generatedAdminPassword: admin.generatedPassword,
+      url, port, db, bus, auth, store, cluster, runtime: cluster.runtime, agent, sfu, cameraNode, recorder, detector, server, tls, generatedAdminPassword: admin.generatedPassword,
       async settled() {
         await cluster.master.idle();
         for (const s of settles) await s();

@@ -1,7 +1,9 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { createLogger, gauge, type CameraStatus } from '@cctv/core';
+import { createLogger, gauge, type CameraStatus, type MotionNotice } from '@cctv/core';
+import type { MotionEvent } from '@cctv/recorder';
+import { eventView, type EventView } from './events.js';
 import type { CameraStore } from './cameras.js';
 import { cameraView } from './app.js';
 import type { ClusterRuntime } from './cluster/runtime.js';
@@ -19,7 +21,9 @@ export type ServerMessage =
   | { type: 'camera'; camera: unknown }
   | { type: 'camera-removed'; id: string }
   /** A camera's state or rates changed. */
-  | { type: 'status'; status: CameraStatus };
+  | { type: 'status'; status: CameraStatus }
+  /** A motion event started, grew or ended (to those who may see the camera's archive). */
+  | { type: 'event'; phase: 'start' | 'update' | 'end'; event: EventView };
 
 // Rates change all the time: statuses are pushed at most this often per camera, in ms; state changes go at once.
 const STATUS_INTERVAL_MS = 1000;
@@ -135,6 +139,14 @@ export class EventHub {
     if (p.pending) throw new ApiError(p.pending === 'verify' ? 'SECOND_FACTOR_PENDING' : 'ENROLLMENT_REQUIRED');
     if (!can(p, Permission.CamerasRead)) throw new ApiError('FORBIDDEN', 'this needs the permission cameras:read');
     this.#wss.handleUpgrade(req, socket, head, (ws) => this.#wss.emit('connection', ws, p, req));
+  }
+
+  /** Pushes a motion event's change to the dashboards that may see the camera's archive. */
+  motion(n: MotionNotice): void {
+    if (this.#clients.size === 0) return;
+    const camera = n.event.camera;
+    const text = JSON.stringify({ type: 'event', phase: n.phase, event: eventView(n.event as unknown as MotionEvent) } satisfies ServerMessage);
+    for (const [ws, p] of this.#clients) if (canSeeCamera(p, camera) && can(p, Permission.Archive, camera)) this.#send(ws, text);
   }
 
   #broadcast(cameraId: string, msg: ServerMessage): void {

@@ -166,7 +166,7 @@ describe('dashboard in Chromium', () => {
     const card = page.getByTestId(`node-${id}`);
     await card.waitFor();
     expect(await card.getAttribute('data-state')).toBe('alive');
-    expect((await page.getByTestId(`node-roles-${id}`).textContent())!.split(', ').sort()).toEqual(['camera-node', 'recorder', 'sfu', 'signaling']);
+    expect((await page.getByTestId(`node-roles-${id}`).textContent())!.split(', ').sort()).toEqual(['camera-node', 'detector', 'recorder', 'sfu', 'signaling']);
     await page.getByTestId(`node-leader-${id}`).waitFor();
     expect(await page.getByTestId('cluster-leader').textContent()).toContain(id);
     expect(await page.getByTestId(`node-clock-${id}`).textContent()).toMatch(/ms from this server/);

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigSchema, migrate, openDatabase, type CameraConfig, type Config, type ConfigInput, type Database } from '@cctv/core';
+import { CameraSchema, ConfigSchema, migrate, openDatabase, type CameraConfig, type Config, type ConfigInput, type Database } from '@cctv/core';
 import { createTestDatabase } from '../../core/src/db/testing/testDatabase.js';
 import { createSfu, type Sfu } from '@cctv/sfu';
 import { testSettings } from '../../sfu/src/testing/settings.js';
@@ -20,12 +20,11 @@ export function sfuSource(sfu: Sfu): StreamSource {
 }
 
 export function cameraConfig(id: string, recording: Partial<CameraConfig['recording']> = {}): CameraConfig {
-  return {
-    id, name: id, enabled: true,
-    source: { kind: 'test', width: 320, height: 240, fps: 30, bitrateKbps: 500, pattern: 'testsrc2' },
-    placement: { require: {}, prefer: {} },
+  return CameraSchema.parse({
+    id, name: id,
+    source: { kind: 'test', width: 320, height: 240, fps: 30, bitrateKbps: 500 },
     recording: { enabled: true, retainDays: 30, retainBytes: 0, storageCodec: 'copy', ...recording },
-  };
+  });
 }
 
 /** An SFU with rooms fed by test sources, a database of its own, and a folder for spool and storage. */

@@ -32,7 +32,7 @@ export async function freePort(): Promise<number> {
 
 export interface ProcSpec {
   id: string;
-  roles: Array<'signaling' | 'sfu' | 'camera-node' | 'recorder'>;
+  roles: Array<'signaling' | 'sfu' | 'camera-node' | 'recorder' | 'detector'>;
   labels?: Record<string, string>;
   env?: Record<string, string>;
 }
@@ -255,8 +255,8 @@ export class TestCluster {
     return { status: r.status, body: (text ? JSON.parse(text) : null) as T };
   }
 
-  async placement(camera: string): Promise<{ cameraNode: string | null; sfu: string | null; recorder: string | null } | null> {
-    const r = await this.api<{ placement: { cameraNode: string | null; sfu: string | null; recorder: string | null } | null }>(`/api/cameras/${camera}`);
+  async placement(camera: string): Promise<{ cameraNode: string | null; sfu: string | null; recorder: string | null; detector: string | null } | null> {
+    const r = await this.api<{ placement: { cameraNode: string | null; sfu: string | null; recorder: string | null; detector: string | null } | null }>(`/api/cameras/${camera}`);
     return r.body?.placement ?? null;
   }
 

@@ -40,6 +40,7 @@ export interface ReportPart {
   ingressBps?: number;
   viewers?: number;
   recorder?: Heartbeat['recorder'];
+  detector?: Heartbeat['detector'];
 }
 
 export interface AgentEvents extends Record<string, unknown[]> {
@@ -200,7 +201,7 @@ export class NodeAgent extends TypedEmitter<AgentEvents> {
     return true;
   }
 
-  /** Publishes a signed event (camera state changes). */
+  /** Publishes a signed event (camera state changes, motion events). */
   async publish(body: unknown): Promise<void> {
     try {
       await this.#o.bus.publish(Channel.events, seal(this.#o.id, body, this.#o.keys.privateKey));
@@ -211,7 +212,7 @@ export class NodeAgent extends TypedEmitter<AgentEvents> {
 
   /** This node's heartbeat now. */
   heartbeat(): Heartbeat {
-    const r = { cameras: [] as Heartbeat['cameras'], rooms: [] as Heartbeat['rooms'], ingestHost: null as string | null, api: null as string | null, ingressBps: 0, viewers: 0, recorder: null as Heartbeat['recorder'] };
+    const r = { cameras: [] as Heartbeat['cameras'], rooms: [] as Heartbeat['rooms'], ingestHost: null as string | null, api: null as string | null, ingressBps: 0, viewers: 0, recorder: null as Heartbeat['recorder'], detector: null as Heartbeat['detector'] };
     for (const part of this.#parts) {
       const p = part();
       r.cameras.push(...(p.cameras ?? []));
@@ -221,6 +222,7 @@ export class NodeAgent extends TypedEmitter<AgentEvents> {
       r.ingressBps += p.ingressBps ?? 0;
       r.viewers += p.viewers ?? 0;
       r.recorder = p.recorder ?? r.recorder;
+      r.detector = p.detector ?? r.detector;
     }
     return {
       id: this.#o.id,
@@ -237,6 +239,7 @@ export class NodeAgent extends TypedEmitter<AgentEvents> {
       cameras: r.cameras,
       rooms: r.rooms,
       recorder: r.recorder,
+      detector: r.detector,
     };
   }
 

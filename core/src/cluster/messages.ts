@@ -11,10 +11,10 @@ import type { Box } from './box.js';
  *                      its process dies (the kernel closes its connection), long before the lease ends
  *   cmd:<id>           commands from the master to one node (signed with the site key)
  *   rpc:<id>           requests to one node; answers go to the reply channel each request names
- *   events             camera state changes, as they happen (signed by the node)
+ *   events             camera state changes and motion events, as they happen (signed by the node)
  *   leader             the master lease: `<instance>:<epoch>`
  *   placements         where every camera runs (set and published by the master; every signaling
- *                      instance routes WHEP by it, every recorder takes its cameras from it)
+ *                      instance routes WHEP by it, every recorder and detector takes its cameras from it)
  *   config             a camera or setting changed in the database (every instance reloads)
  *   nodes              a node was enrolled, drained or revoked (every instance reloads its keys)
  */
@@ -87,6 +87,8 @@ export interface Heartbeat {
    * master subscribes the camera's SFU to it).
    */
   recorder?: { host: string; ports: Record<string, number>; recording: string[] } | null;
+  /** The motion detector here: the address SFUs send RTP to, and the UDP port of each camera it watches. */
+  detector?: { host: string; ports: Record<string, number> } | null;
 }
 
 /** A camera as a camera-node is told to run it. */
@@ -136,4 +138,12 @@ export interface CameraEvent {
   type: 'camera.status';
   node: string;
   status: CameraStatus;
+}
+
+/** A motion event started, grew or ended, published by the detector that saw it (the body is the recorder's EventNotice). */
+export interface MotionNotice {
+  type: 'motion.event';
+  node: string;
+  phase: 'start' | 'update' | 'end';
+  event: { id: number; camera: string; [k: string]: unknown };
 }

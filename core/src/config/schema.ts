@@ -30,8 +30,12 @@ export const TestSourceSchema = z.strictObject({
   /**
    * `testsrc2`: FFmpeg's test pattern with the wall clock drawn in. `timecode`: frames whose top row of
    * 16×16 blocks encodes the wall-clock millisecond at which the frame entered the encoder (for latency measurement).
+   * `motion`: a still, noisy scene that a box crosses at known wall-clock times (for motion detection).
    */
-  pattern: z.enum(['testsrc2', 'timecode']).default('testsrc2'),
+  pattern: z.enum(['testsrc2', 'timecode', 'motion']).default('testsrc2'),
+  /** Pattern `motion`: a box crosses the picture for `motionS` seconds at the start of every `periodS` (wall clock); default 20 and 4. */
+  periodS: z.number().int().min(2).max(3600).default(20),
+  motionS: z.number().min(0.5).max(3600).default(4),
 });
 
 export const RtspSourceSchema = z.strictObject({
@@ -71,6 +75,128 @@ export type CameraSource = z.infer<typeof CameraSourceSchema>;
 export type CameraSourceKind = CameraSource['kind'];
 export const CAMERA_SOURCE_KINDS = ['test', 'rtsp', 'rpicam', 'rtp'] as const satisfies readonly CameraSourceKind[];
 
+/** A point of a zone, as shares of the picture's width and height (0,0 top left; 1,1 bottom right). */
+const zonePoint = z.tuple([z.number().min(0).max(1), z.number().min(0).max(1)]);
+
+/** Twice the signed area of a polygon (shoelace). */
+function polygonArea2(points: ReadonlyArray<readonly [number, number]>): number {
+  let a = 0;
+  for (let i = 0; i < points.length; i++) {
+    const [x1, y1] = points[i]!;
+    const [x2, y2] = points[(i + 1) % points.length]!;
+    a += x1 * y2 - x2 * y1;
+  }
+  return a;
+}
+
+function segmentsCross(a: readonly [number, number], b: readonly [number, number], c: readonly [number, number], d: readonly [number, number]): boolean {
+  const o = (p: readonly [number, number], q: readonly [number, number], r: readonly [number, number]) => Math.sign((q[0] - p[0]) * (r[1] - p[1]) - (q[1] - p[1]) * (r[0] - p[0]));
+  return o(a, b, c) * o(a, b, d) < 0 && o(c, d, a) * o(c, d, b) < 0;
+}
+
+/** The first pair of edges of a polygon that cross each other, or null. */
+export function polygonSelfIntersection(points: ReadonlyArray<readonly [number, number]>): [number, number] | null {
+  const n = points.length;
+  for (let i = 0; i < n; i++) {
+    for (let j = i + 2; j < n; j++) {
+      if (i === 0 && j === n - 1) continue; // neighbours through the closing edge
+      if (segmentsCross(points[i]!, points[(i + 1) % n]!, points[j]!, points[(j + 1) % n]!)) return [i, j];
+    }
+  }
+  return null;
+}
+
+export const ZoneSchema = z
+  .strictObject({
+    /** The zone's name, in events, alerts and MQTT topics. */
+    name: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_-]{0,31}$/, 'must be 1–32 letters, digits, _ or -, starting with a letter or digit'),
+    /** `include`: motion here raises events; `mask`: motion here is ignored (trees, a road, a clock). Default include. */
+    kind: z.enum(['include', 'mask']).default('include'),
+    /** The polygon, 3–64 points as [x, y] shares of the picture. */
+    points: z.array(zonePoint).min(3, 'a zone needs at least 3 points').max(64, 'a zone has at most 64 points'),
+    /** How much a cell of the picture must change, as a share of the full grey scale, to count as moving; default 0.06. */
+    threshold: z.number().min(0.005, 'threshold must be at least 0.005').max(1, 'threshold must be at most 1').default(0.06),
+    /** The share of the zone's area that must be moving to raise an event; default 0.005 (0.5 %). */
+    minArea: z.number().min(0.0001, 'minArea must be at least 0.0001').max(1, 'minArea must be at most 1').default(0.005),
+  })
+  .superRefine((zone, ctx) => {
+    if (Math.abs(polygonArea2(zone.points)) / 2 < 1e-4) ctx.addIssue({ code: 'custom', path: ['points'], message: 'the polygon has (almost) no area: its points are on one line or repeated' });
+    const cross = polygonSelfIntersection(zone.points);
+    if (cross) ctx.addIssue({ code: 'custom', path: ['points'], message: `the polygon crosses itself: edge ${cross[0]} crosses edge ${cross[1]}` });
+  });
+export type Zone = z.infer<typeof ZoneSchema>;
+
+const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'must be a time HH:MM (00:00–23:59)');
+
+export const AlertRuleSchema = z.strictObject({
+  /** Name of the rule, in alert payloads; default `motion`. */
+  name: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_-]{0,31}$/).default('motion'),
+  /** Alert only for motion in these zones; default any include zone. */
+  zones: z.array(z.string().min(1)).default([]),
+  /** Alert only for events whose peak score reaches this (0–1); default 0. */
+  minScore: z.number().min(0).max(1).default(0),
+  /**
+   * When the rule is armed, in the site's time zone (`alerts.timeZone`); default always. `days` are 0–6 from
+   * Sunday; a window whose `to` is before its `from` runs past midnight.
+   */
+  schedule: z
+    .array(z.strictObject({ days: z.array(z.number().int().min(0).max(6)).min(1).default([0, 1, 2, 3, 4, 5, 6]), from: hhmm, to: hhmm }))
+    .default([]),
+  /** After an alert, the rule stays quiet for this camera this long, s; default 60. */
+  cooldownS: z.number().int().min(0).max(86_400).default(60),
+  /** Send to the webhook endpoints whose filter takes this camera; default true. */
+  webhooks: z.boolean().default(true),
+  /** Publish to the MQTT broker (`alerts.mqtt`); default true. */
+  mqtt: z.boolean().default(true),
+});
+export type AlertRule = z.infer<typeof AlertRuleSchema>;
+
+export const MotionSchema = z
+  .strictObject({
+    /** Watch this camera for motion (a decoder and the motion model on a detector node); default false. */
+    enabled: z.boolean().default(false),
+    /** Frames per second the detector looks at; default 5. */
+    fps: z.number().int().min(1).max(30).default(5),
+    /** Width of the grey frames it looks at (height follows the picture's shape); default 320. */
+    width: z.number().int().min(64).max(1280).multipleOf(16).default(320),
+    /** Include zones and masks; none: the whole picture is one include zone named `all`. */
+    zones: z.array(ZoneSchema).max(16, 'at most 16 zones').default([]),
+    /** Threshold of the whole picture when there are no include zones (see zones). */
+    threshold: z.number().min(0.005, 'threshold must be at least 0.005').max(1, 'threshold must be at most 1').default(0.06),
+    /** Minimum moving area of the whole picture when there are no include zones (see zones). */
+    minArea: z.number().min(0.0001, 'minArea must be at least 0.0001').max(1, 'minArea must be at most 1').default(0.005),
+    /** Motion must last this long to raise an event (its start is still its first frame), ms; default 200. */
+    minDurationMs: z.number().int().min(0).max(30_000).default(200),
+    /** An event ends after this long without motion (its end is its last moving frame), ms; default 1500. */
+    endAfterMs: z.number().int().min(200).max(300_000).default(1500),
+    /** How fast the background follows slow changes (light through the day): its time constant, s; default 4. */
+    adaptS: z.number().min(0.2).max(3600).default(4),
+    /** Something that stops moving (a parked car, a door left open) becomes background after this long, s; default 3. */
+    settleS: z.number().min(0.5).max(86_400).default(3),
+    /**
+     * When this share of the picture changes at once (a light switched on, a camera's day/night switch,
+     * an auto-exposure jump) it is taken as a change of light, not motion: the background starts again; default 0.6.
+     */
+    lightChange: z.number().min(0.05).max(1).default(0.6),
+    /** Alert rules; none: events are stored and searchable but raise no alert. */
+    alerts: z.array(AlertRuleSchema).max(16).default([]),
+  })
+  .superRefine((m, ctx) => {
+    const names = new Set<string>();
+    m.zones.forEach((zone, i) => {
+      if (names.has(zone.name)) ctx.addIssue({ code: 'custom', path: ['zones', i, 'name'], message: `zone name '${zone.name}' is used twice` });
+      names.add(zone.name);
+    });
+    const include = new Set(m.zones.filter((zone) => zone.kind === 'include').map((zone) => zone.name));
+    if (include.size === 0) include.add('all');
+    m.alerts.forEach((rule, i) =>
+      rule.zones.forEach((zone, j) => {
+        if (!include.has(zone)) ctx.addIssue({ code: 'custom', path: ['alerts', i, 'zones', j], message: `no include zone named '${zone}'` });
+      }),
+    );
+  });
+export type MotionConfig = z.infer<typeof MotionSchema>;
+
 export const CameraSchema = z.strictObject({
   id: z.string().regex(CAMERA_ID_PATTERN, 'must be 1–64 letters, digits, _ or -, starting with a letter or digit'),
   /** Display name; default the id. */
@@ -105,12 +231,14 @@ export const CameraSchema = z.strictObject({
       storageCodec: z.enum(['copy', 'H265']).default('copy'),
     })
     .prefault({}),
+  /** Motion detection: zones, sensitivity and alert rules. */
+  motion: MotionSchema.prefault({}),
 });
 export type CameraConfig = z.infer<typeof CameraSchema>;
 /** What a client sends; defaults not yet applied. */
 export type CameraInput = z.input<typeof CameraSchema>;
 
-export const ROLES = ['signaling', 'sfu', 'camera-node', 'recorder'] as const;
+export const ROLES = ['signaling', 'sfu', 'camera-node', 'recorder', 'detector'] as const;
 
 const StorageSchema = z.strictObject({
   /** Name of the storage (in the database and in metrics); default `nas`. */
@@ -130,6 +258,15 @@ const StorageSchema = z.strictObject({
 export type StorageConfig = z.infer<typeof StorageSchema>;
 
 const limit = z.strictObject({ max: z.number().int().min(1), windowS: z.number().int().min(1).max(86_400) });
+
+function validTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 const ipLiteral = z.string().refine((s) => /^[0-9.]+$/.test(s) || s.includes(':'), 'must be an IP address');
 
@@ -330,6 +467,54 @@ export const ConfigSchema = z.strictObject({
       listenHost: z.string().min(1).default('127.0.0.1'),
       /** How often retention runs, s; default 60. */
       retentionIntervalS: z.number().int().min(1).max(86_400).default(60),
+    })
+    .prefault({}),
+  alerts: z
+    .strictObject({
+      /** The dashboard's address as alert receivers reach it, for links in alerts (e.g. https://cctv.example.com); default the server's own URL. */
+      publicUrl: z.string().regex(/^https?:\/\/[^\s]+$/, 'must be an http(s) URL').optional(),
+      /** Time zone of alert schedules (IANA name, e.g. Europe/London); default this machine's. */
+      timeZone: z.string().min(1).refine(validTimeZone, 'must be an IANA time zone such as Europe/London').optional(),
+      webhook: z
+        .strictObject({
+          /** A request that takes longer is failed (and retried), ms; default 5000. */
+          timeoutMs: z.number().int().min(100).max(60_000).default(5000),
+          /** Tries before a delivery goes to the dead letters; default 8. */
+          maxAttempts: z.number().int().min(1).max(50).default(8),
+          /** Wait before the first retry, ms; it doubles each time; default 1000. */
+          initialBackoffMs: z.number().int().min(10).max(600_000).default(1000),
+          /** Longest wait between retries, ms; default 600000 (10 min). */
+          maxBackoffMs: z.number().int().min(100).max(86_400_000).default(600_000),
+        })
+        .prefault({}),
+      /** An MQTT broker (e.g. Mosquitto, Home Assistant's) to publish motion to; default none. */
+      mqtt: z
+        .strictObject({
+          /** mqtt://, mqtts://, ws:// or wss:// URL of the broker. */
+          url: z.string().regex(/^(mqtts?|wss?):\/\/[^\s]+$/, 'must be an mqtt://, mqtts://, ws:// or wss:// URL'),
+          username: z.string().optional(),
+          password: z.string().optional(),
+          /** Topics start with this; default cctv. */
+          topicPrefix: z.string().regex(/^[a-zA-Z0-9_\/-]{1,64}$/, 'must be letters, digits, _, - or /').default('cctv'),
+          /** Publish Home Assistant discovery (a motion binary_sensor per camera); default true. */
+          homeAssistant: z.boolean().default(true),
+          /** Home Assistant's discovery prefix; default homeassistant. */
+          discoveryPrefix: z.string().regex(/^[a-zA-Z0-9_\/-]{1,64}$/).default('homeassistant'),
+        })
+        .optional(),
+    })
+    .prefault({}),
+  detector: z
+    .strictObject({
+      /** The ONNX motion model; default the one shipped in recorder/model/motion.onnx. */
+      model: z.string().min(1).optional(),
+      /** Address SFUs send a camera's RTP to for detection (this machine's, as they reach it); default 127.0.0.1. */
+      listenHost: z.string().min(1).default('127.0.0.1'),
+      /**
+       * Frames of several cameras run through the model together, up to this many; default 1: the shipped
+       * model is faster per frame one at a time on a small CPU (bench:motion measures both).
+       */
+      maxBatch: z.number().int().min(1).max(256).default(1),
     })
     .prefault({}),
   /** On a first start with no cameras, add the synthetic test camera `demo`; default true. */

@@ -44,6 +44,10 @@ export const AuditAction = {
   ArchiveDeleted: 'archive.deleted',
   ArchiveProtected: 'archive.protected',
   ArchiveUnprotected: 'archive.unprotected',
+  WebhookCreated: 'alerts.webhook_created',
+  WebhookDeleted: 'alerts.webhook_deleted',
+  WebhookChanged: 'alerts.webhook_changed',
+  DeliveryRetried: 'alerts.delivery_retried',
 } as const;
 export type AuditAction = (typeof AuditAction)[keyof typeof AuditAction];
 

@@ -30,6 +30,8 @@ export const Permission = {
   NodesRead: 'nodes:read',
   /** Drain, undrain and revoke nodes; make enrolment tokens. */
   NodesManage: 'nodes:manage',
+  /** Manage webhook endpoints; see and retry alert deliveries (the dead letters). */
+  AlertsManage: 'alerts:manage',
 } as const;
 export type Permission = (typeof Permission)[keyof typeof Permission];
 export const ALL_PERMISSIONS = Object.values(Permission);

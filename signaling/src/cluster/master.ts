@@ -240,18 +240,24 @@ export class Master extends TypedEmitter<MasterEvents> {
 
   /** At election: where cameras really run (heartbeats) wins over what the database last said. */
   async #importCurrent(): Promise<void> {
-    const fromDb = new Map<string, { cameraNode: string | null; sfu: string | null; recorder?: string | null }>();
+    const fromDb = new Map<string, { cameraNode: string | null; sfu: string | null; recorder?: string | null; detector?: string | null }>();
     try {
-      const rows = await this.#o.db.query<{ camera_id: string; camera_node: string | null; sfu_node: string | null; recorder_node: string | null }>('SELECT camera_id, camera_node, sfu_node, recorder_node FROM placements');
-      for (const r of rows) fromDb.set(r.camera_id, { cameraNode: r.camera_node, sfu: r.sfu_node, recorder: r.recorder_node });
+      const rows = await this.#o.db.query<{ camera_id: string; camera_node: string | null; sfu_node: string | null; recorder_node: string | null; detector_node: string | null }>(
+        'SELECT camera_id, camera_node, sfu_node, recorder_node, detector_node FROM placements',
+      );
+      for (const r of rows) fromDb.set(r.camera_id, { cameraNode: r.camera_node, sfu: r.sfu_node, recorder: r.recorder_node, detector: r.detector_node });
     } catch (error) {
       log.warn({ err: error }, 'cannot read the placements from the database; taking them from the nodes');
     }
-    for (const p of this.published.placements) if (!fromDb.has(p.camera)) fromDb.set(p.camera, { cameraNode: p.cameraNode, sfu: p.sfu, recorder: p.recorder ?? null });
+    for (const p of this.published.placements) if (!fromDb.has(p.camera)) fromDb.set(p.camera, { cameraNode: p.cameraNode, sfu: p.sfu, recorder: p.recorder ?? null, detector: p.detector ?? null });
     const alive = this.#o.registry.alive();
-    const runs = (role: 'camera-node' | 'sfu' | 'recorder', cam: string) =>
+    const runs = (role: 'camera-node' | 'sfu' | 'recorder' | 'detector', cam: string) =>
       alive
-        .filter((n) => n.heartbeat.roles.includes(role) && (role === 'sfu' ? n.heartbeat.rooms.some((r) => r.camera === cam) : role === 'recorder' ? (n.heartbeat.recorder?.ports[cam] ?? 0) > 0 : n.heartbeat.cameras.some((c) => c.id === cam)))
+        .filter((n) => n.heartbeat.roles.includes(role) && (
+          role === 'sfu' ? n.heartbeat.rooms.some((r) => r.camera === cam)
+            : role === 'recorder' ? (n.heartbeat.recorder?.ports[cam] ?? 0) > 0
+              : role === 'detector' ? (n.heartbeat.detector?.ports[cam] ?? 0) > 0
+                : n.heartbeat.cameras.some((c) => c.id === cam)))
         .map((n) => n.id);
     const now = Date.now();
     this.#placements = new Map();
@@ -263,9 +269,11 @@ export class Master extends TypedEmitter<MasterEvents> {
       const sfu = db?.sfu && sfus.includes(db.sfu) ? db.sfu : (sfus[0] ?? db?.sfu ?? null);
       const recs = runs('recorder', cam.id);
       const recorder = db?.recorder && recs.includes(db.recorder) ? db.recorder : (recs[0] ?? db?.recorder ?? null);
+      const dets = runs('detector', cam.id);
+      const detector = db?.detector && dets.includes(db.detector) ? db.detector : (dets[0] ?? db?.detector ?? null);
       const was = this.published.placements.find((p) => p.camera === cam.id);
       const since = was && was.cameraNode === cameraNode && was.sfu === sfu ? was.since : now;
-      this.#placements.set(cam.id, { camera: cam.id, cameraNode, sfu, recorder, problem: null, since });
+      this.#placements.set(cam.id, { camera: cam.id, cameraNode, sfu, recorder, detector, problem: null, since });
     }
     this.#imported = true;
   }
@@ -284,7 +292,7 @@ export class Master extends TypedEmitter<MasterEvents> {
     let changed = placements.size !== this.#placements.size;
     for (const [camera, p] of placements) {
       const prev = this.#placements.get(camera);
-      const same = prev && prev.cameraNode === p.cameraNode && prev.sfu === p.sfu && (prev.recorder ?? null) === (p.recorder ?? null) && prev.problem === p.problem;
+      const same = prev && prev.cameraNode === p.cameraNode && prev.sfu === p.sfu && (prev.recorder ?? null) === (p.recorder ?? null) && (prev.detector ?? null) === (p.detector ?? null) && prev.problem === p.problem;
       if (!same) changed = true;
       next.set(camera, { ...p, camera, since: same ? prev.since : now });
     }
@@ -295,8 +303,13 @@ export class Master extends TypedEmitter<MasterEvents> {
       moves.inc({ role: m.role, cause: m.reason === 'new' ? 'new' : m.reason.endsWith('overloaded') ? 'load' : m.reason.endsWith('drained') ? 'drain' : m.reason.startsWith('pinned') ? 'pin' : 'failure' });
       if (m.reason !== 'new') {
         log.info({ camera: m.camera, role: m.role, from: m.from, to: m.to, reason: m.reason }, 'camera moved');
-        // Live video is not interrupted by a recorder moving; the new recorder records its gap itself.
-        if (m.role !== 'recorder') this.#o.gaps.tracker.cause(m.camera, `${m.role} ${m.from ?? 'none'} → ${m.to ?? 'none'}: ${m.reason}`, now);
+        // An event the old detector had open ends now: it cannot end it itself (it is down or gone).
+        if (m.role === 'detector' && m.from) {
+          void this.#o.db.query('UPDATE events SET end_ms = GREATEST(start_ms, $3::int8), updated_at = now() WHERE node = $1 AND camera_id = $2 AND end_ms IS NULL', [m.from, m.camera, now])
+            .catch((error: unknown) => log.warn({ camera: m.camera, err: error }, 'cannot end the events of a moved detector'));
+        }
+        // Live video is not interrupted by a recorder or detector moving; the new recorder records its gap itself.
+        if (m.role !== 'recorder' && m.role !== 'detector') this.#o.gaps.tracker.cause(m.camera, `${m.role} ${m.from ?? 'none'} → ${m.to ?? 'none'}: ${m.reason}`, now);
       }
       this.safeEmit('moved', rec);
     }
@@ -306,7 +319,7 @@ export class Master extends TypedEmitter<MasterEvents> {
     this.#sendAssignments(epoch);
     if (!this.#subscribing) {
       this.#subscribing = true;
-      void this.#subscribeRecorders().finally(() => (this.#subscribing = false));
+      void this.#subscribeTaps().finally(() => (this.#subscribing = false));
     }
     if (changed) {
       const pub: PublishedPlacements = { epoch, at: now, placements: [...next.values()] };
@@ -383,52 +396,57 @@ export class Master extends TypedEmitter<MasterEvents> {
   }
 
   #subscribing = false;
-  // Plain-RTP subscriptions made on the SFUs for recorders: camera → where it goes.
-  readonly #rtpSubs = new Map<string, { sfu: string; host: string; port: number; id: string; renewedAt: number }>();
+  // Plain-RTP subscriptions made on the SFUs for recorders and detectors: `<role>:<camera>` → where it goes.
+  readonly #rtpSubs = new Map<string, { camera: string; sfu: string; host: string; port: number; id: string; renewedAt: number }>();
 
   /**
-   * Subscribes each recorded camera's SFU to its recorder's port (as the recorder reports it), renews
-   * every 3 s (the SFU drops a subscription not renewed for 10 s), and moves the subscription when the
-   * camera's SFU or recorder changes.
+   * Subscribes each recorded or watched camera's SFU to its recorder's and its detector's port (as they
+   * report them), renews every 3 s (the SFU drops a subscription not renewed for 10 s), and moves the
+   * subscription when the camera's SFU, recorder or detector changes.
    */
-  async #subscribeRecorders(): Promise<void> {
+  async #subscribeTaps(): Promise<void> {
     const { rpc, registry } = this.#o;
     const wanted = new Set<string>();
     const calls: Array<Promise<void>> = [];
     for (const p of this.#placements.values()) {
-      if (!p.sfu || !p.recorder) continue;
-      const rec = registry.get(p.recorder);
-      const host = rec?.heartbeat.recorder?.host;
-      const port = rec?.heartbeat.recorder?.ports[p.camera];
-      if (!rec || rec.state !== 'alive' || !host || !port) continue;
-      wanted.add(p.camera);
-      const cur = this.#rtpSubs.get(p.camera);
-      const same = cur !== undefined && cur.sfu === p.sfu && cur.host === host && cur.port === port;
-      if (same && Date.now() - cur.renewedAt < 3000) continue;
-      const sfu = p.sfu;
-      const camera = p.camera;
-      calls.push((async () => {
-        try {
-          if (same) {
-            if ((await rpc.call(sfu, 'sfu.renew', { camera, id: cur.id }, 2000)).ok) {
-              cur.renewedAt = Date.now();
-              return;
+      for (const role of ['recorder', 'detector'] as const) {
+        const nodeId = p[role];
+        if (!p.sfu || !nodeId) continue;
+        const node = registry.get(nodeId);
+        const report = node?.heartbeat[role];
+        const host = report?.host;
+        const port = report?.ports[p.camera];
+        if (!node || node.state !== 'alive' || !host || !port) continue;
+        const key = `${role}:${p.camera}`;
+        wanted.add(key);
+        const cur = this.#rtpSubs.get(key);
+        const same = cur !== undefined && cur.sfu === p.sfu && cur.host === host && cur.port === port;
+        if (same && Date.now() - cur.renewedAt < 3000) continue;
+        const sfu = p.sfu;
+        const camera = p.camera;
+        calls.push((async () => {
+          try {
+            if (same) {
+              if ((await rpc.call(sfu, 'sfu.renew', { camera, id: cur.id }, 2000)).ok) {
+                cur.renewedAt = Date.now();
+                return;
+              }
+            } else if (cur) {
+              void rpc.call(cur.sfu, 'sfu.unsubscribe', { camera, id: cur.id }, 2000).catch(() => {});
             }
-          } else if (cur) {
-            void rpc.call(cur.sfu, 'sfu.unsubscribe', { camera, id: cur.id }, 2000).catch(() => {});
+            const r = await rpc.call(sfu, 'sfu.subscribe', { camera, host, port, leaseMs: 10_000 }, 3000);
+            this.#rtpSubs.set(key, { camera, sfu, host, port, id: r.id, renewedAt: Date.now() });
+          } catch (error) {
+            if (!same) this.#rtpSubs.delete(key);
+            log.debug({ camera, sfu, role, err: error }, 'cannot subscribe yet');
           }
-          const r = await rpc.call(sfu, 'sfu.subscribe', { camera, host, port, leaseMs: 10_000 }, 3000);
-          this.#rtpSubs.set(camera, { sfu, host, port, id: r.id, renewedAt: Date.now() });
-        } catch (error) {
-          if (!same) this.#rtpSubs.delete(camera);
-          log.debug({ camera, sfu, err: error }, 'cannot subscribe the recorder yet');
-        }
-      })());
+        })());
+      }
     }
-    for (const [camera, cur] of this.#rtpSubs) {
-      if (wanted.has(camera)) continue;
-      this.#rtpSubs.delete(camera);
-      void rpc.call(cur.sfu, 'sfu.unsubscribe', { camera, id: cur.id }, 2000).catch(() => {});
+    for (const [key, cur] of this.#rtpSubs) {
+      if (wanted.has(key)) continue;
+      this.#rtpSubs.delete(key);
+      void rpc.call(cur.sfu, 'sfu.unsubscribe', { camera: cur.camera, id: cur.id }, 2000).catch(() => {});
     }
     await Promise.all(calls);
   }
@@ -447,10 +465,12 @@ export class Master extends TypedEmitter<MasterEvents> {
         await tx.query('DELETE FROM placements WHERE NOT (camera_id = ANY($1::text[]))', [rows.map((r) => r.camera)]);
         for (const r of rows) {
           await tx.query(
-            `INSERT INTO placements (camera_id, camera_node, sfu_node, recorder_node, epoch, updated_at) VALUES ($1, $2, $3, $5, $4, now())
-             ON CONFLICT (camera_id) DO UPDATE SET camera_node = EXCLUDED.camera_node, sfu_node = EXCLUDED.sfu_node, recorder_node = EXCLUDED.recorder_node, epoch = EXCLUDED.epoch, updated_at = now()
-             WHERE placements.camera_node IS DISTINCT FROM EXCLUDED.camera_node OR placements.sfu_node IS DISTINCT FROM EXCLUDED.sfu_node OR placements.recorder_node IS DISTINCT FROM EXCLUDED.recorder_node`,
-            [r.camera, r.cameraNode, r.sfu, epoch, r.recorder ?? null],
+            `INSERT INTO placements (camera_id, camera_node, sfu_node, recorder_node, detector_node, epoch, updated_at) VALUES ($1, $2, $3, $5, $6, $4, now())
+             ON CONFLICT (camera_id) DO UPDATE SET camera_node = EXCLUDED.camera_node, sfu_node = EXCLUDED.sfu_node, recorder_node = EXCLUDED.recorder_node,
+               detector_node = EXCLUDED.detector_node, epoch = EXCLUDED.epoch, updated_at = now()
+             WHERE placements.camera_node IS DISTINCT FROM EXCLUDED.camera_node OR placements.sfu_node IS DISTINCT FROM EXCLUDED.sfu_node
+               OR placements.recorder_node IS DISTINCT FROM EXCLUDED.recorder_node OR placements.detector_node IS DISTINCT FROM EXCLUDED.detector_node`,
+            [r.camera, r.cameraNode, r.sfu, epoch, r.recorder ?? null, r.detector ?? null],
           );
         }
       });

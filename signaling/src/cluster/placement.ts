@@ -22,6 +22,8 @@ export interface Placement {
   sfu: string | null;
   /** The recorder that records it (null when recording is off or no recorder is alive). */
   recorder?: string | null;
+  /** The detector that watches it for motion (null when motion detection is off or no detector is alive). */
+  detector?: string | null;
   /** Why it is not (fully) placed, for the API. */
   problem: string | null;
   /** When the camera was last moved by load (not by a failure), ms; limits rebalancing. */
@@ -30,7 +32,7 @@ export interface Placement {
 
 export interface Move {
   camera: string;
-  role: 'camera-node' | 'sfu' | 'recorder';
+  role: 'camera-node' | 'sfu' | 'recorder' | 'detector';
   from: string | null;
   to: string | null;
   reason: string;
@@ -58,6 +60,7 @@ const ATTACHED: ReadonlySet<string> = new Set(['rpicam', 'rtp']);
 const CAMERA_COST = 0.25;
 const ROOM_COST = 0.2;
 const RECORDING_COST = 0.1;
+const DETECTION_COST = 0.1;
 const VIEWER_COST = 0.01;
 
 function labelsMatch(labels: Readonly<Record<string, string>>, want: Readonly<Record<string, string>>): boolean {
@@ -102,10 +105,12 @@ export function place(
   const camCost = new Map<string, number>();
   const sfuCost = new Map<string, number>();
   const recCost = new Map<string, number>();
+  const detCost = new Map<string, number>();
   for (const n of nodes) {
     camCost.set(n.id, n.cpu);
     sfuCost.set(n.id, n.cpu + n.ingressBps / 200e6 + n.viewers * VIEWER_COST);
     recCost.set(n.id, n.cpu);
+    detCost.set(n.id, n.cpu);
   }
   // Costs of what stays: counted before anything new is placed.
   const sorted = [...cameras].filter((c) => c.enabled).sort((a, b) => a.id.localeCompare(b.id));
@@ -114,6 +119,7 @@ export function place(
     if (cur?.cameraNode && byId.has(cur.cameraNode)) camCost.set(cur.cameraNode, (camCost.get(cur.cameraNode) ?? 0) + CAMERA_COST / Math.max(1, byId.get(cur.cameraNode)!.cpus / 2));
     if (cur?.sfu && byId.has(cur.sfu)) sfuCost.set(cur.sfu, (sfuCost.get(cur.sfu) ?? 0) + ROOM_COST / Math.max(1, byId.get(cur.sfu)!.cpus / 2));
     if (cur?.recorder && byId.has(cur.recorder)) recCost.set(cur.recorder, (recCost.get(cur.recorder) ?? 0) + RECORDING_COST);
+    if (cur?.detector && byId.has(cur.detector)) detCost.set(cur.detector, (detCost.get(cur.detector) ?? 0) + DETECTION_COST);
   }
   const shedThisRound = new Set<string>();
 
@@ -175,25 +181,29 @@ export function place(
         problem ??= 'no SFU node is alive and undrained';
       }
     }
-    // The recorder: kept while alive and not drained; else the least loaded, preferring the camera's labels.
-    let recorder = cam.recording.enabled ? (cur?.recorder ?? null) : null;
-    if (cam.recording.enabled) {
-      const curRec = recorder ? byId.get(recorder) : undefined;
-      const recOk = (n: Candidate) => n.roles.includes('recorder') && n.alive && !n.drained;
-      if (!curRec || !recOk(curRec)) {
-        const why = !recorder ? 'new' : !curRec ? `${recorder} is gone` : !curRec.alive ? `${recorder} is down` : `${recorder} is drained`;
-        const best = pick(nodes.filter(recOk), cam.placement.prefer, recCost);
-        if (best) {
-          moves.push({ camera: cam.id, role: 'recorder', from: recorder, to: best.id, reason: why });
-          recorder = best.id;
-          recCost.set(best.id, (recCost.get(best.id) ?? 0) + RECORDING_COST);
-        } else {
-          if (recorder) moves.push({ camera: cam.id, role: 'recorder', from: recorder, to: null, reason: why });
-          recorder = null;
-        }
+    // The recorder and the detector: each kept while alive and not drained; else the least loaded node
+    // of the role, preferring the camera's labels.
+    const helper = (role: 'recorder' | 'detector', wanted: boolean, current: string | null, costs: Map<string, number>, cost: number): string | null => {
+      let chosen = wanted ? current : null;
+      if (!wanted) return null;
+      const curNode = chosen ? byId.get(chosen) : undefined;
+      const ok = (n: Candidate) => n.roles.includes(role) && n.alive && !n.drained;
+      if (curNode && ok(curNode)) return chosen;
+      const why = !chosen ? 'new' : !curNode ? `${chosen} is gone` : !curNode.alive ? `${chosen} is down` : `${chosen} is drained`;
+      const best = pick(nodes.filter(ok), cam.placement.prefer, costs);
+      if (best) {
+        moves.push({ camera: cam.id, role, from: chosen, to: best.id, reason: why });
+        costs.set(best.id, (costs.get(best.id) ?? 0) + cost);
+        chosen = best.id;
+      } else {
+        if (chosen) moves.push({ camera: cam.id, role, from: chosen, to: null, reason: why });
+        chosen = null;
       }
-    }
-    out.set(cam.id, { cameraNode, sfu, recorder, problem, ...(rebalancedAt !== undefined ? { rebalancedAt } : {}) });
+      return chosen;
+    };
+    const recorder = helper('recorder', cam.recording.enabled, cur?.recorder ?? null, recCost, RECORDING_COST);
+    const detector = helper('detector', cam.motion.enabled, cur?.detector ?? null, detCost, DETECTION_COST);
+    out.set(cam.id, { cameraNode, sfu, recorder, detector, problem, ...(rebalancedAt !== undefined ? { rebalancedAt } : {}) });
   }
   return { placements: out, moves };
 }

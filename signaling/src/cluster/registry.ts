@@ -1,4 +1,4 @@
-import { Channel, Key, TypedEmitter, createLogger, gauge, open, type Bus, type CameraEvent, type Heartbeat, type Role } from '@cctv/core';
+import { Channel, Key, TypedEmitter, createLogger, gauge, open, type Bus, type CameraEvent, type MotionNotice, type Heartbeat, type Role } from '@cctv/core';
 import type { NodeStore } from './nodes.js';
 
 const log = createLogger('signaling:registry');
@@ -43,6 +43,8 @@ export interface RegistryEvents extends Record<string, unknown[]> {
   heartbeat: [NodeEntry];
   /** A signed camera event from a node. */
   camera: [CameraEvent];
+  /** A motion event started, grew or ended (signed by the detector that saw it). */
+  motion: [MotionNotice];
 }
 
 export interface RegistryOptions {
@@ -208,9 +210,10 @@ export class Registry extends TypedEmitter<RegistryEvents> {
   #onEvent(m: unknown): void {
     const from = (m as { from?: unknown })?.from;
     const key = typeof from === 'string' ? this.#o.nodes.publicKey(from) : undefined;
-    const e = key ? open<CameraEvent>(m, key) : null;
-    if (!e || e.node !== from || e.type !== 'camera.status') return;
-    this.safeEmit('camera', e);
+    const e = key ? open<CameraEvent | MotionNotice>(m, key) : null;
+    if (!e || e.node !== from) return;
+    if (e.type === 'camera.status') this.safeEmit('camera', e);
+    else if (e.type === 'motion.event' && e.event && typeof e.event.camera === 'string') this.safeEmit('motion', e);
   }
 
   #declareDead(n: NodeEntry, reason: DeathReason): void {

@@ -1,6 +1,6 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Archive } from '@cctv/recorder';
+import { AlertService, Archive, EventStore } from '@cctv/recorder';
 import inject from 'light-my-request';
 import { CameraState, loadConfig, migrate, openBus, openDatabase, type Bus, type CameraStatus, type ConfigInput, type Database } from '@cctv/core';
 import { buildApp, type AppDeps } from '../app.js';
@@ -74,7 +74,8 @@ export async function harness(overrides: ConfigInput = {}): Promise<Harness> {
   const cluster = await createCluster({ db, bus, config, store, id: 'signaling-test' });
   // The archive's rows without a storage: routes that read files answer STORAGE_UNAVAILABLE.
   const archive = { archive: new Archive(db), storage: null, spoolDir: null, recorder: null, siteKey: cluster.siteKey, exportDir: join(tmpdir(), `cctv-exports-${process.pid}`), thumbnailDir: join(tmpdir(), `cctv-thumbs-${process.pid}`) };
-  const deps: AppDeps = { config, db, store, runtime, whep, auth, cluster, archive, webDir: null, version: 'test' };
+  const alerts = new AlertService({ db, node: 'test', config: config.alerts });
+  const deps: AppDeps = { config, db, store, runtime, whep, auth, cluster, archive, events: new EventStore(db), alerts, webDir: null, version: 'test' };
   const app = buildApp(deps);
   const passwords = new Map<string, { id: string; password: string }>([['admin', { id: (await auth.users.getByName('admin'))!.id, password: 'admin-password-0' }]]);
   return {
@@ -100,6 +101,7 @@ export async function harness(overrides: ConfigInput = {}): Promise<Harness> {
       return { authorization: `Bearer ${token}`, host: HOST };
     },
     async close() {
+      await alerts.close();
       await cluster.close();
       await bus.close();
       await db.close();

@@ -1,6 +1,7 @@
 import type { Writable } from 'node:stream';
 import { INGEST_PAYLOAD_TYPE, Supervisor, requireExecutable, type CameraSource } from '@cctv/core';
 import { FFMPEG_COMMON, rtpOutputArgs, type Source, type SourceContext } from '../types.js';
+import { MotionSceneFrames } from './motionScene.js';
 import { TimecodeFrames } from './timecode.js';
 
 type TestSource = Extract<CameraSource, { kind: 'test' }>;
@@ -8,8 +9,8 @@ type TestSource = Extract<CameraSource, { kind: 'test' }>;
 const FFMPEG_HINT = 'install it with: sudo apt-get install ffmpeg';
 
 /**
- * A synthetic camera: FFmpeg's testsrc2 with the wall clock drawn in (or the timecode pattern fed from
- * this process), encoded to H.264 by libx264 tuned for zero latency.
+ * A synthetic camera: FFmpeg's testsrc2 with the wall clock drawn in (or the timecode or motion pattern
+ * fed from this process), encoded to H.264 by libx264 tuned for zero latency.
  */
 export function createTestSource(cfg: TestSource): Source {
   let supervisor: Supervisor | null = null;
@@ -39,7 +40,7 @@ export function createTestSource(cfg: TestSource): Source {
   const feed = (stdin: Writable | null): void => {
     clearTimeout(timer);
     if (!stdin) return;
-    const frames = new TimecodeFrames(cfg.width, cfg.height);
+    const frames = cfg.pattern === 'motion' ? new MotionSceneFrames(cfg.width, cfg.height, cfg.periodS, cfg.motionS) : new TimecodeFrames(cfg.width, cfg.height);
     const interval = 1000 / cfg.fps;
     const t0 = performance.now();
     let n = 0;
@@ -73,7 +74,7 @@ export function createTestSource(cfg: TestSource): Source {
       const ffmpeg = requireExecutable('ffmpeg', FFMPEG_HINT);
       const ssrc = 0x10000 + Math.floor(Math.random() * 0xfff0000);
       const input =
-        cfg.pattern === 'timecode'
+        cfg.pattern !== 'testsrc2'
           ? ['-f', 'rawvideo', '-pix_fmt', 'yuv420p', '-s', `${cfg.width}x${cfg.height}`, '-framerate', String(cfg.fps), '-i', 'pipe:0']
           : [
               '-re',
@@ -86,7 +87,7 @@ export function createTestSource(cfg: TestSource): Source {
         logger: ctx.logger,
         initialDelayMs: ctx.reconnect.initialDelayMs,
         maxDelayMs: ctx.reconnect.maxDelayMs,
-        launch: () => [{ command: ffmpeg, args: [...FFMPEG_COMMON, ...input, ...encodeArgs(ssrc, ctx)], stdinPipe: cfg.pattern === 'timecode' }],
+        launch: () => [{ command: ffmpeg, args: [...FFMPEG_COMMON, ...input, ...encodeArgs(ssrc, ctx)], stdinPipe: cfg.pattern !== 'testsrc2' }],
         onSpawn: (_procs, stdin) => feed(stdin),
       });
       supervisor.on('spawn', () => ctx.onSpawn());
