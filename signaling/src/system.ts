@@ -172,8 +172,13 @@ export async function startSystem(opts: StartOptions): Promise<System> {
       detector = role.detector;
     }
     // The master signs each camera-hour of the archive with the site's key once the hour has ended.
+    // It also deletes the motion events past their camera's retention.
+    const events = detector?.events ?? new EventStore(db);
     const manifests = setInterval(() => {
-      if (cluster.leadership.isLeader) void signPendingManifests(db, cluster.siteKey.privateKey).catch((error: unknown) => log.warn({ err: error }, 'cannot sign archive manifests now'));
+      if (!cluster.leadership.isLeader) return;
+      void signPendingManifests(db, cluster.siteKey.privateKey).catch((error: unknown) => log.warn({ err: error }, 'cannot sign archive manifests now'));
+      void events.applyRetention().then((n) => n > 0 && log.info({ events: n }, 'deleted motion events past their retention'))
+        .catch((error: unknown) => log.warn({ err: error }, 'cannot apply the events\' retention now'));
     }, 60_000);
     manifests.unref();
     closers.push(async () => clearInterval(manifests));
@@ -198,7 +203,7 @@ export async function startSystem(opts: StartOptions): Promise<System> {
 
     const changes = new ChangeQueue(join(dataDir, 'queued-changes.json'), store, auth.audit);
     closers.push(async () => changes.close());
-    const app = buildApp({ config, db, store, runtime: cluster.runtime, whep: cluster.runtime, auth, cluster, changes, archive: archiveAccess, events: detector?.events ?? new EventStore(db), alerts, webDir: opts.webDir === undefined ? WEB_DIR : opts.webDir, version: VERSION });
+    const app = buildApp({ config, db, store, runtime: cluster.runtime, whep: cluster.runtime, auth, cluster, changes, archive: archiveAccess, events, alerts, webDir: opts.webDir === undefined ? WEB_DIR : opts.webDir, version: VERSION });
     const tls = await loadTls(config.http.tls, dataDir);
     const server: Server = tls ? createHttpsServer({ cert: tls.cert, key: tls.key }, app) : createServer(app);
     server.keepAliveTimeout = 5000;

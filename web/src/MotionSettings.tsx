@@ -751,7 +751,7 @@ export function MotionSettings({ camera, apply, onDone }: { camera: Camera; appl
         <div className="fields">
           <NumberField label="Analysis width" hint="px, 64–1280, a multiple of 16" min={64} max={1280} step={16} value={draft.width} onChange={(width) => set({ width })} field="motion.width" bad={bad} testId="motion-width" />
           <NumberField label="Background follows slow changes over" hint="s, 0.2–3600" min={0.2} max={3600} step={0.1} value={draft.adaptS} onChange={(adaptS) => set({ adaptS })} field="motion.adaptS" bad={bad} />
-          <NumberField label="Still things become background after" hint="s, 1–86400" min={1} max={86_400} step={1} value={draft.settleS} onChange={(settleS) => set({ settleS })} field="motion.settleS" bad={bad} />
+          <NumberField label="Still things become background after" hint="s, 0.5–86400" min={0.5} max={86_400} step={0.5} value={draft.settleS} onChange={(settleS) => set({ settleS })} field="motion.settleS" bad={bad} />
         </div>
       </details>
 

@@ -134,8 +134,10 @@ export interface MotionConfig {
   endAfterMs: number;
   /** How fast the background follows slow changes (daylight): its time constant, s, 0.2–3600; default 4. */
   adaptS: number;
-  /** How fast something that stopped moving becomes background, s, 1–86400; default 60. */
+  /** Something that stops moving becomes background after this long, s, 0.5–86400; default 3. */
   settleS: number;
+  /** Events older than this many days are deleted (not protected ones; 0: never), 0–3650; default 365. */
+  retainDays: number;
   /** This share of the picture changing at once is a change of light, not motion, 0.05–1; default 0.6. */
   lightChange: number;
   /** At most 16. */
@@ -153,7 +155,7 @@ export const MOTION_DEFAULTS: MotionConfig = {
   minDurationMs: 200,
   endAfterMs: 1500,
   adaptS: 4,
-  settleS: 60,
+  settleS: 3, retainDays: 365,
   lightChange: 0.6,
   alerts: [],
 };

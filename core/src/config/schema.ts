@@ -178,6 +178,8 @@ export const MotionSchema = z
      * an auto-exposure jump) it is taken as a change of light, not motion: the background starts again; default 0.6.
      */
     lightChange: z.number().min(0.05).max(1).default(0.6),
+    /** Events older than this many days are deleted (not those protected; 0: kept for ever); default 365. */
+    retainDays: z.number().min(0).max(3650).default(365),
     /** Alert rules; none: events are stored and searchable but raise no alert. */
     alerts: z.array(AlertRuleSchema).max(16).default([]),
   })

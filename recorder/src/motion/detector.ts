@@ -85,7 +85,7 @@ export class Detector {
     this.#model = await MotionModel.load(path);
     log.info({ model: path, cellSize: this.#model.cellSize }, 'motion model loaded');
     // Events this node left open when it stopped last: they ended then, as far as anyone can tell.
-    const ended = await this.events.endOpen(this.id, null, Date.now()).catch(() => 0);
+    const ended = await this.events.endOpen(this.id, null, null).catch(() => 0);
     if (ended > 0) log.info({ events: ended }, 'ended the events an earlier run left open');
     let last = new Map<string, number>();
     this.#timer = setInterval(() => {

@@ -62,13 +62,39 @@ export class EventStore {
     return rows[0] ? toEvent(rows[0]) : null;
   }
 
-  /** Ends the events a node left in progress (it stopped or died), at the time given. */
-  async endOpen(node: string, camera: string | null, atMs: number): Promise<number> {
+  /**
+   * Ends the events a node left in progress (it stopped or died), at the time given, or (null) at each
+   * one's last update: a node that was down for hours does not know when they really ended.
+   */
+  async endOpen(node: string, camera: string | null, atMs: number | null): Promise<number> {
     const rows = await this.db.query<{ id: number }>(
-      `UPDATE events SET end_ms = GREATEST(start_ms, $3::int8), updated_at = now() WHERE node = $1 AND end_ms IS NULL AND ($2::text IS NULL OR camera_id = $2) RETURNING id`,
+      `UPDATE events SET end_ms = GREATEST(start_ms, COALESCE($3::int8, (extract(epoch FROM updated_at) * 1000)::int8)), updated_at = now()
+       WHERE node = $1 AND end_ms IS NULL AND ($2::text IS NULL OR camera_id = $2) RETURNING id`,
       [node, camera, atMs],
     );
     return rows.length;
+  }
+
+  /**
+   * Deletes the events older than their camera's `motion.retainDays` (not those an operator protected),
+   * a batch at a time; returns how many went.
+   */
+  async applyRetention(nowMs = Date.now()): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const rows = await this.db.query<{ id: number }>(
+        `DELETE FROM events WHERE id IN (
+           SELECT e.id FROM events e JOIN cameras c ON c.id = e.camera_id
+            WHERE e.protected_id IS NULL AND e.end_ms IS NOT NULL
+              AND COALESCE((c.motion->>'retainDays')::float8, 365) > 0
+              AND e.start_ms < $1::int8 - COALESCE((c.motion->>'retainDays')::float8, 365) * 86400000
+            LIMIT 5000)
+         RETURNING id`,
+        [nowMs],
+      );
+      total += rows.length;
+      if (rows.length < 5000) return total;
+    }
   }
 
   async get(id: number): Promise<MotionEvent | null> {
