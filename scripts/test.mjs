@@ -31,6 +31,7 @@ ensurePackages();
 ensureCommand('ffmpeg', ['ffmpeg'], 'the tests run real cameras');
 ensureCommand('chromium', ['chromium'], 'the end-to-end tests drive a real browser');
 ensureCommand('bindfs', ['bindfs'], 'the archive tests serve a NAS through FUSE and kill it');
+ensureCommand('promtool', ['prometheus'], 'the monitoring test checks the alert rules and the dashboard\'s queries with Prometheus\' own parser');
 ensureGstRtsp();
 await ensureServices();
 build();

@@ -1,10 +1,11 @@
 #!/usr/bin/env node
-import { configureLogging, createLogger, loadConfig, migrate, openDatabase, ValidationError, type Config } from '@cctv/core';
+import { configureLogging, createLogger, loadConfig, migrate, openDatabase, ValidationError, type Config, type Database } from '@cctv/core';
 import { join, resolve } from 'node:path';
 import { lanUrls, startSystem, VERSION } from './system.js';
 import { startNode } from './node.js';
 import { readFile } from 'node:fs/promises';
 import { Storage, verifyArchive, verifyExport } from '@cctv/recorder';
+import { BackupFileError, createBackup, loadBackupConfig, reattachArchive, restoreBackup, RestoreRefusedError } from './backup.js';
 
 const HELP = `cctv ${VERSION}: a WebRTC-first CCTV system
 
@@ -19,6 +20,16 @@ Commands:
   verify-export <clip.mp4> <clip.proof.json> [--site-key <pem file>]
                    check an exported clip offline: its SHA-256, the proof's signature, the chain
                    links and the signed hourly manifests; exit status 1 when it does not hold
+  backup [--output <file>]
+                   write the database (configuration, users, audit log, the archive's metadata and
+                   chain; not the video), the config file and <data>/tls to one gzip'd JSON file
+                   (default ./cctv-backup-<site>-<UTC time>.json.gz, mode 0600). It holds secrets:
+                   the site's private key, password hashes, 2FA keys, the TLS key
+  restore <file> [--force] [--config-out <file>]
+                   restore a backup into the database of this config, which must be empty (--force
+                   deletes everything in it first), put back <data>/tls (and the config file with
+                   --config-out), then re-attach the archive: check the storage's identity and
+                   re-hash it; exit status 1 when the archive has problems, 2 when refused
 
 Options:
   -c, --config <file>   config file, YAML or JSON (or CCTV_CONFIG)
@@ -26,6 +37,10 @@ Options:
       --data-dir <dir>  data folder (or CCTV_DATA_DIR; default ./data)
       --roles <list>    roles of this process: signaling, sfu, camera-node, recorder,
                         detector, comma-separated (or CCTV_ROLES; default all five)
+  -o, --output <file>   (backup) the file to write
+      --force           (restore) delete the data already in the database, replace existing files
+      --config-out <file>  (restore) write the backup's config file there, and restore with it
+                        when no --config is given
   -h, --help            show this help
   -v, --version         print the version
 
@@ -47,10 +62,13 @@ also DATABASE_URL; nodes (sfu, camera-node, recorder, detector) enrol once with 
 `;
 
 interface Args {
-  command: 'start' | 'migrate' | 'check-config' | 'verify' | 'verify-export';
+  command: 'start' | 'migrate' | 'check-config' | 'verify' | 'verify-export' | 'backup' | 'restore';
   config?: string;
   positional: string[];
   siteKey?: string;
+  output?: string;
+  configOut?: string;
+  force?: boolean;
   overrides: Record<string, unknown>;
 }
 
@@ -70,8 +88,11 @@ function parseArgs(argv: string[]): Args | 'help' | 'version' {
     else if (a === '--data-dir') out.overrides.dataDir = value();
     else if (a === '--roles') out.overrides.node = { roles: value().split(',').map((r) => r.trim()).filter(Boolean) };
     else if (a === '--site-key') out.siteKey = value();
-    else if ((a === 'start' || a === 'migrate' || a === 'check-config' || a === 'verify' || a === 'verify-export') && out.command === 'start' && out.positional.length === 0) out.command = a;
-    else if ((out.command === 'verify' || out.command === 'verify-export') && !a.startsWith('-')) out.positional.push(a);
+    else if ((a === '-o' || a === '--output') && out.command === 'backup') out.output = value();
+    else if (a === '--config-out' && out.command === 'restore') out.configOut = value();
+    else if (a === '--force' && out.command === 'restore') out.force = true;
+    else if ((a === 'start' || a === 'migrate' || a === 'check-config' || a === 'verify' || a === 'verify-export' || a === 'backup' || a === 'restore') && out.command === 'start' && out.positional.length === 0) out.command = a;
+    else if ((out.command === 'verify' || out.command === 'verify-export' || out.command === 'restore') && !a.startsWith('-')) out.positional.push(a);
     else throw new ValidationError('', `unknown argument '${a}' (see cctv --help)`);
   }
   return out;
@@ -117,6 +138,70 @@ async function main(): Promise<void> {
     process.stdout.write(`${r.ok ? 'OK' : 'NOT VERIFIED'}: ${clip}\n  signed by site key SHA-256 ${r.siteKeyFingerprint}\n  ${r.segments} segment(s), ${r.inManifests} of them in signed hourly manifests\n`);
     for (const p of r.problems) process.stdout.write(`  problem: ${p}\n`);
     process.exit(r.ok ? 0 : 1);
+  }
+  if (args.command === 'backup') {
+    const db = await openDatabase({ url: config.database.url, dataDir: join(resolve(config.dataDir), 'db') });
+    try {
+      const r = await createBackup({ db, output: args.output, dataDir: config.dataDir, configFile: args.config ?? process.env.CCTV_CONFIG });
+      process.stdout.write(`backup: ${r.tables} tables, ${r.rows} rows, ${r.bytes} bytes written to ${r.file}\n`);
+      for (const w of r.warnings) process.stdout.write(`  note: ${w}\n`);
+      process.stdout.write(
+        'WARNING: this file holds secrets: the site\'s private key, password hashes, 2FA keys, webhook secrets, camera\n' +
+        '  credentials, the TLS key. Keep it like the machine itself (it is mode 0600); encrypt it before it leaves the machine.\n',
+      );
+    } catch (error) {
+      process.stderr.write(`cctv: backup failed: ${(error as Error).message}\n`);
+      process.exitCode = 1;
+    } finally {
+      await db.close();
+    }
+    return;
+  }
+  if (args.command === 'restore') {
+    const [file] = args.positional;
+    if (!file || args.positional.length > 1) {
+      process.stderr.write('cctv: restore needs one backup file: cctv restore cctv-backup-….json.gz [--force] [--config-out file]\n');
+      process.exit(2);
+    }
+    let db: Database | null = null;
+    try {
+      // With --config-out and no config given, the restore runs with the backup's config (this environment
+      // over it): the database, data folder and NAS the restored system will start with.
+      const cfg = (args.configOut && !args.config && !process.env.CCTV_CONFIG ? await loadBackupConfig(file, args.overrides as never) : null) ?? config;
+      db = await openDatabase({ url: cfg.database.url, dataDir: join(resolve(cfg.dataDir), 'db') });
+      const r = await restoreBackup({ db, file, dataDir: cfg.dataDir, force: args.force === true, configOut: args.configOut });
+      const h = r.head.header;
+      process.stdout.write(`restored ${r.tables} tables, ${r.rows} rows into ${db.kind} ${db.location} in ${r.durationMs} ms\n`);
+      process.stdout.write(`  backup of ${h.createdAt} by cctv ${h.version}, site ${h.site ?? '(none)'}, site key SHA-256 ${h.siteKeyFingerprint ?? '(none)'}\n`);
+      if (r.migrationsAfter.length) process.stdout.write(`  then applied this build's migrations ${r.migrationsAfter.join(', ')}\n`);
+      if (r.configWritten) process.stdout.write(`  config file written to ${r.configWritten}\n`);
+      else if (r.head.config) process.stdout.write(`  the backup holds the config file ${r.head.config.path}: not written (give --config-out <file> to write it)\n`);
+      else if (args.configOut) process.stdout.write(`  the backup holds no config file (that system ran from its environment): nothing written to ${args.configOut}\n`);
+      if (r.filesWritten.length) process.stdout.write(`  ${r.filesWritten.join(', ')} restored into ${resolve(cfg.dataDir)}\n`);
+      // The archive: the storage this config names, as cctv verify opens it.
+      const rc = cfg.recorder;
+      const st = rc.storage ?? { id: 'nas', path: join(cfg.dataDir, 'archive'), requireMount: false, minFreeBytes: 0 };
+      const a = await reattachArchive({ db, storage: st, spoolDir: rc.spoolDir ?? join(cfg.dataDir, 'spool'), ioTimeoutMs: rc.ioTimeoutMs });
+      if (!a.storage && a.problems.length === 0) process.stdout.write('archive: the backup has no storage (nothing was recorded)\n');
+      else if (a.storage?.available || a.verify) process.stdout.write(`archive: storage ${st.id} at ${resolve(st.path)} carries this site's identity (${a.site})\n`);
+      for (const p of a.problems) process.stdout.write(`archive: PROBLEM: ${p}\n`);
+      if (a.verify) {
+        const v = a.verify;
+        process.stdout.write(`${a.ok ? 'OK' : 'PROBLEMS FOUND'}: ${v.segments} segment(s) of ${v.cameras.length} camera(s), ${v.bytes} bytes re-hashed, ${v.manifests} signed manifest(s), in ${v.durationMs} ms\n`);
+        for (const f of a.findings) process.stdout.write(`  ${f.kind}: ${f.detail}\n`);
+      }
+      for (const x of a.afterBackup) process.stdout.write(`  after the backup: ${x.files} file(s) of camera ${x.camera} on the storage were recorded after the backup was taken: the restored database has no rows for them (they are not on the timeline, and cctv verify names them inserted)\n`);
+      for (const s of a.spooled) process.stdout.write(`  spooled: ${s.segments} segment(s) were in recorder ${s.recorder}'s spool at backup time, not on the storage: only that machine's spool has them\n`);
+      process.exitCode = a.ok ? 0 : 1;
+    } catch (error) {
+      // Refused, or a backup that cannot be read: nothing was restored (status 2).
+      const label = error instanceof RestoreRefusedError ? 'restore refused' : error instanceof BackupFileError ? 'cannot restore' : 'restore failed';
+      process.stderr.write(`cctv: ${label}: ${(error as Error).message}\n`);
+      process.exitCode = error instanceof RestoreRefusedError || error instanceof BackupFileError ? 2 : 1;
+    } finally {
+      await db?.close();
+    }
+    return;
   }
   if (args.command === 'verify') {
     const db = await openDatabase({ url: config.database.url, dataDir: join(resolve(config.dataDir), 'db') });
