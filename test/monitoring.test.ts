@@ -549,6 +549,7 @@ describe('with promtool', () => {
     for (const name of ['prometheus.yml', 'prometheus.compose.yml', 'cctv-alerts.yml']) copyFileSync(join(KIT, name), join(work, name));
     // A stand-in token: promtool checks that the file is there.
     writeFileSync(join(work, 'cctv-metrics.token'), 'cctv_stand_in\n');
+    writeFileSync(join(work, 'cctv-nodes.token'), 'a-nodes-metrics-token\n');
     for (const name of ['prometheus.yml', 'prometheus.compose.yml']) expect(promtool('check', 'config', join(work, name))).toContain('SUCCESS');
   });
 

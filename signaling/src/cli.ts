@@ -53,6 +53,7 @@ Environment:
   CCTV_SPOOL_DIR (the recorder's local spool; default <data>/spool),
   CCTV_NAS_DIR (where recordings are kept, e.g. a NAS mount; default <data>/archive),
   CCTV_ALERTS__MQTT__URL (an MQTT broker for motion alerts, e.g. mqtt://127.0.0.1:1883),
+  CCTV_METRICS__PORT (a node without signaling serves /metrics there; CCTV_METRICS__TOKEN asks for a token),
   CCTV_MASTER_URL (where a node without signaling enrols, e.g. https://master:8080),
   CCTV_ENROLL_TOKEN (a one-time token from the dashboard) or CCTV_ENROLL_SECRET (the deployment's),
   and any config key as CCTV_<SECTION>__<KEY>, e.g. CCTV_SFU__ICE__LOOPBACK=true.

@@ -1,4 +1,6 @@
-import { ValidationError, createLogger, joinCluster, openDatabase, type Bus, type Config, type NodeAgent } from '@cctv/core';
+import { createServer, type Server } from 'node:http';
+import { timingSafeEqual } from 'node:crypto';
+import { ValidationError, createLogger, joinCluster, metricsText, openDatabase, type Bus, type Config, type NodeAgent } from '@cctv/core';
 import { startCameraNodeRole, type CameraNode } from '@cctv/camera-node';
 import { AlertService, siteIdOf, startDetectorRole, startRecorderRole, type Detector, type Recorder } from '@cctv/recorder';
 import { startSfuRole, type Sfu } from '@cctv/sfu';
@@ -71,6 +73,10 @@ export async function startNode(config: Readonly<Config>): Promise<RunningNode> 
       closers.push(() => role.close());
       detector = role.detector;
     }
+    if (config.metrics.port > 0) {
+      const server = await serveNodeMetrics(config.metrics);
+      closers.push(() => new Promise<void>((r) => server.close(() => r())));
+    }
     await m.agent.start();
     log.info({ node: m.identity.id, roles, bus: m.bus.location }, 'node running');
     let closed = false;
@@ -86,4 +92,34 @@ export async function startNode(config: Readonly<Config>): Promise<RunningNode> 
     await closeAll();
     throw error;
   }
+}
+
+/**
+ * A node's `/metrics` for Prometheus (plain HTTP: a node has no certificate of its own), asked for a
+ * Bearer token when `metrics.token` is set. Nothing else is served.
+ */
+async function serveNodeMetrics(o: Config['metrics']): Promise<Server> {
+  const expected = o.token ? Buffer.from(`Bearer ${o.token}`) : null;
+  const server = createServer((req, res) => {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    if (req.method !== 'GET' || path !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('only GET /metrics is served here\n');
+      return;
+    }
+    const got = Buffer.from(req.headers.authorization ?? '');
+    if (expected && (got.length !== expected.length || !timingSafeEqual(got, expected))) {
+      res.writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': 'Bearer' }).end('a Bearer token (metrics.token) is needed\n');
+      return;
+    }
+    void metricsText().then((m) => res.writeHead(200, { 'content-type': m.contentType }).end(m.body), (error: unknown) => {
+      log.warn({ err: error }, 'cannot make the metrics');
+      res.writeHead(500).end();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) => reject(err.code === 'EADDRINUSE' ? new ValidationError('metrics.port', `port ${o.port} on ${o.host} is in use`) : err));
+    server.listen(o.port, o.host, () => resolve());
+  });
+  log.info({ host: o.host, port: o.port, token: Boolean(o.token) }, 'serving /metrics');
+  return server;
 }

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type Database } from '@cctv/core';
 import { createTestDatabase } from '../../core/src/db/testing/testDatabase.js';
@@ -15,6 +16,16 @@ const CAMERA = {
   id: 'cam-d', source: { kind: 'test', width: 320, height: 180, fps: 15, bitrateKbps: 300, pattern: 'motion', periodS: 4, motionS: 2 },
   recording: { enabled: false }, motion: { enabled: true },
 };
+const METRICS_TOKEN = randomBytes(16).toString('hex');
+const metricsPorts = new Map<string, number>();
+/** A TCP port free now (the node binds it a moment later). */
+const freePort = () => new Promise<number>((resolve) => {
+  const s = createServer();
+  s.listen(0, '127.0.0.1', () => {
+    const port = (s.address() as { port: number }).port;
+    s.close(() => resolve(port));
+  });
+});
 const eventsBy = (node: string) => db.query<{ n: number }>('SELECT count(*)::int AS n FROM events WHERE node = $1 AND end_ms IS NOT NULL', [node]).then((r) => Number(r[0]!.n));
 
 beforeAll(async () => {
@@ -23,8 +34,10 @@ beforeAll(async () => {
   await cluster.add({ id: 'sig1', roles: ['signaling'] });
   await cluster.add({ id: 'sfu1', roles: ['sfu'] });
   await cluster.add({ id: 'cn1', roles: ['camera-node'] });
-  await cluster.add({ id: 'det1', roles: ['detector'], env: { DATABASE_URL: testDb.url } });
-  await cluster.add({ id: 'det2', roles: ['detector'], env: { DATABASE_URL: testDb.url } });
+  for (const id of ['det1', 'det2']) {
+    metricsPorts.set(id, await freePort());
+    await cluster.add({ id, roles: ['detector'], env: { DATABASE_URL: testDb.url, CCTV_METRICS__PORT: String(metricsPorts.get(id)), CCTV_METRICS__HOST: '127.0.0.1', CCTV_METRICS__TOKEN: METRICS_TOKEN } });
+  }
   db = await openDatabase({ url: testDb.url });
   await until(async () => (await cluster.api<Array<{ state: string }>>('/api/nodes')).body.filter((n) => n.state === 'alive').length === 5, 'five nodes alive', 30_000).catch((error: Error) => {
     throw new Error(`${error.message}\n${cluster.dump()}`);
@@ -50,6 +63,12 @@ describe('detectors in a cluster', () => {
     const found = await cluster.api<{ events: Array<{ node: string; camera: string }> }>('/api/events?camera=cam-d');
     expect(found.body.events.length).toBeGreaterThanOrEqual(2);
     expect(found.body.events.every((e) => e.node === first && e.camera === 'cam-d')).toBe(true);
+    // The detector, a node without signaling, serves its own metrics to the scraper's token.
+    const metricsUrl = `http://127.0.0.1:${metricsPorts.get(first)}/metrics`;
+    expect((await fetch(metricsUrl)).status).toBe(401);
+    const metrics = await (await fetch(metricsUrl, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text();
+    expect(Number(/^cctv_motion_events_total\{camera="cam-d"\} (\d+)/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(2);
+    expect(metrics).toMatch(/^cctv_detector_frames_total\{camera="cam-d"\} [1-9]/m);
 
     await cluster.procs.get(first)!.kill9();
     const killedAt = Date.now();

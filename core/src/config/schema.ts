@@ -519,6 +519,19 @@ export const ConfigSchema = z.strictObject({
       maxBatch: z.number().int().min(1).max(256).default(1),
     })
     .prefault({}),
+  metrics: z
+    .strictObject({
+      /**
+       * A process without the signaling role (a node) serves Prometheus metrics at `/metrics` on this port;
+       * 0 (the default): not served. Signaling serves them on its API port, to a token with `metrics:read`.
+       */
+      port: portOrZero.default(0),
+      /** Address the node's metrics port listens on; default 0.0.0.0 (keep it on the private network). */
+      host: z.string().min(1).default('0.0.0.0'),
+      /** A secret the scraper must send as `Authorization: Bearer <token>`; unset: none is asked. */
+      token: z.string().min(16, 'must be at least 16 characters').optional(),
+    })
+    .prefault({}),
   /** On a first start with no cameras, add the synthetic test camera `demo`; default true. */
   demoCamera: z.boolean().default(true),
   /** Cameras declared in the file; they are created (or updated) at start. */
