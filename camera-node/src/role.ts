@@ -41,7 +41,11 @@ export async function startCameraNodeRole(o: CameraNodeRoleOptions): Promise<Cam
   };
   const apply = (assigned: CameraAssignment[]): Promise<void> => {
     const next = chain.then(async () => {
-      const cameras = await Promise.all(assigned.map(async (c) => ({ ...c, target: await resolve(c.target) })));
+      // A whip camera is fed by its publisher through the SFU: nothing to run here (an assignment from
+      // an older master, or a saved one, may still list it).
+      const own = assigned.filter((c) => c.config.source.kind !== 'whip');
+      if (own.length < assigned.length) log.warn({ cameras: assigned.filter((c) => c.config.source.kind === 'whip').map((c) => c.config.id) }, 'ignoring whip cameras in the assignment');
+      const cameras = await Promise.all(own.map(async (c) => ({ ...c, target: await resolve(c.target) })));
       const want = new Map(cameras.map((c) => [c.config.id, c]));
       for (const c of node.cameras()) if (!want.has(c.id)) await node.removeCamera(c.id);
       for (const [id, a] of want) {

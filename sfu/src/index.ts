@@ -4,7 +4,9 @@
 import { Sfu, type SfuOptions } from './sfu.js';
 
 export type { Sfu, SfuOptions, SfuEvents } from './sfu.js';
-export type { Room, RoomEvents, ViewerAnswer } from './room.js';
+export type { Room, RoomEvents, ViewerAnswer, PublisherAnswer } from './room.js';
+export type { Publisher, PublisherStats, PublisherEvents } from './publisher.js';
+export { PublisherState } from './publisher.js';
 export type { Viewer, ViewerStats, ViewerEvents } from './viewer.js';
 export { ViewerState } from './viewer.js';
 export { hostIPv4Addresses } from './sfu.js';

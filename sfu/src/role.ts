@@ -113,6 +113,17 @@ export async function startSfuRole(o: SfuRoleOptions): Promise<SfuRole> {
     if (sfu.hasRoom(camera)) sfu.room(camera).unsubscribe(id);
     return {};
   });
+  // WHIP publishers (RFC 9725) of cameras whose room is here.
+  agent.handle('sfu.whip.offer', async (p) => {
+    const { camera, sdp } = p as { camera: string; sdp: string };
+    const a = await sfu.createPublisher(camera, sdp);
+    return { publisher: a.publisher.id, sdp: a.sdp };
+  });
+  agent.handle('sfu.whip.delete', async (p) => {
+    const { camera, publisher } = p as { camera: string; publisher: string };
+    await sfu.deletePublisher(camera, publisher);
+    return {};
+  });
   agent.handle('sfu.whep.delete', async (p) => {
     const { camera, viewer } = p as { camera: string; viewer: string };
     await sfu.deleteViewer(camera, viewer);

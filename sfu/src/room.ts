@@ -2,14 +2,16 @@ import {
   InvalidStateError, NotFoundError, TypedEmitter, UnavailableError, ValidationError, createLogger,
   type RtpHeader, type VideoCodec,
 } from '@cctv/core';
-import { chooseCodec, direction, extensionId, keepOnlyPayloadType, offeredCodecs, parseSdp, rewriteCandidates, serializeSdp } from './sdp.js';
+import { randomInt } from 'node:crypto';
+import { chooseCodec, choosePublisherCodec, direction, extensionId, keepOnlyPayloadType, offeredCodecs, parseSdp, rewriteCandidates, serializeSdp, type ParsedSdp, type SdpMedia } from './sdp.js';
+import { Publisher, PublisherState } from './publisher.js';
 import { Ingest } from './ingest.js';
 import { StreamTrack } from './track.js';
 import { Transcoder } from './transcoder.js';
 import { Viewer, ViewerState } from './viewer.js';
 import { RtpSubscriber, type RtpSubscriberInfo, type RtpSubscription } from './subscriber.js';
 import dgram from 'node:dgram';
-import { PLAYOUT_DELAY_URI, createViewerPeer, type DtlsKeys } from './webrtc.js';
+import { PLAYOUT_DELAY_URI, createPublisherPeer, createViewerPeer, type DtlsKeys } from './webrtc.js';
 
 const log = createLogger('sfu:room');
 
@@ -32,11 +34,25 @@ export interface RoomSettings {
   codecWaitMs: number;
   /** A viewer that sends no RTCP about our stream for this long is closed, in ms (default 15000). */
   viewerIdleTimeoutMs: number;
+  /** A WHIP publisher not connected or silent this long is closed, in ms (default 15000). */
+  publisherIdleTimeoutMs: number;
+  /** A WHIP publisher is asked for a keyframe this often, in ms (default 2000). */
+  publisherKeyframeIntervalMs: number;
 }
 
 export interface RoomEvents extends Record<string, unknown[]> {
   viewers: [number];
+  /** A WHIP publisher connected (its id) or the last one left (null). */
+  publisher: [string | null];
   close: [];
+}
+
+/** Result of a WHIP offer. */
+export interface PublisherAnswer {
+  publisher: Publisher;
+  /** The SDP answer. */
+  sdp: string;
+  codec: VideoCodec;
 }
 
 /** Result of a WHEP offer. */
@@ -67,6 +83,11 @@ export class Room extends TypedEmitter<RoomEvents> {
   readonly #transcodeViewers = new Set<Viewer>();
   #codecWaiters: Array<() => void> = [];
   #closed = false;
+  // The WHIP publisher feeding the ingest, if any; ids of publishers that ended, for a late DELETE.
+  #publisher: Publisher | null = null;
+  readonly #endedPublishers = new Set<string>();
+  // What the ingest sees as the camera's SSRC, the same for every publisher (as a camera-node's relay).
+  readonly #publisherSsrc = randomInt(1, 0xffffffff);
   // Plain-RTP subscribers (recorders, detectors), and the one socket they are all sent from.
   readonly #subscribers = new Map<string, RtpSubscriber>();
   #subSocket: dgram.Socket | null = null;
@@ -185,12 +206,7 @@ export class Room extends TypedEmitter<RoomEvents> {
     const video = parsed.media[videoIndex]!;
     const dir = direction(video);
     if (dir !== 'recvonly' && dir !== 'sendrecv') throw new ValidationError('sdp', `video must be recvonly or sendrecv to receive, not ${dir}`);
-    if (!video.lines.some((l) => l.startsWith('a=fingerprint:')) && !parsed.session.some((l) => l.startsWith('a=fingerprint:'))) {
-      throw new ValidationError('sdp', 'has no DTLS fingerprint (a=fingerprint)');
-    }
-    if (!video.lines.some((l) => l.startsWith('a=ice-ufrag:')) && !parsed.session.some((l) => l.startsWith('a=ice-ufrag:'))) {
-      throw new ValidationError('sdp', 'has no ICE credentials (a=ice-ufrag)');
-    }
+    requireSecurity(parsed, video);
     const codecs = offeredCodecs(video);
     if (this.#viewers.size >= this.#s.maxViewers) {
       throw new UnavailableError('TOO_MANY_VIEWERS', `camera ${this.cameraId} has its maximum of ${this.#s.maxViewers} viewers`, 5);
@@ -269,6 +285,113 @@ export class Room extends TypedEmitter<RoomEvents> {
     this.safeEmit('viewers', this.#viewers.size);
     log.info({ camera: this.cameraId, viewer: viewer.id, codec: choice.codec, transcoded: choice.transcode, pt: choice.offered.payloadType }, 'viewer joined');
     return { viewer, sdp: answer, codec: choice.codec, transcoded: choice.transcode };
+  }
+
+  /**
+   * Answers a WHIP offer (RFC 9725 §4.2): accepts one video section (H.264 packetization-mode=1, else
+   * H.265), makes every other section inactive, and returns the SDP answer with every ICE candidate (no
+   * trickle). The publisher's packets then reach the room's ingest as a camera-node's would. One
+   * publisher per camera: a new one replaces the one before (which is closed).
+   */
+  async createPublisher(offer: string): Promise<PublisherAnswer> {
+    this.#assertOpen();
+    const parsed = parseSdp(offer);
+    const videoIndex = parsed.media.findIndex((m) => m.kind === 'video' && m.port !== 0);
+    if (videoIndex < 0) throw new ValidationError('sdp', 'has no video m= section');
+    const video = parsed.media[videoIndex]!;
+    const dir = direction(video);
+    if (dir !== 'sendonly' && dir !== 'sendrecv') throw new ValidationError('sdp', `video must be sendonly or sendrecv to publish, not ${dir}`);
+    requireSecurity(parsed, video);
+    const choice = choosePublisherCodec(offeredCodecs(video));
+    keepOnlyPayloadType(video, choice.offered.payloadType);
+
+    const additional = [...this.#s.hostAddresses, ...(this.#s.loopback ? ['127.0.0.1'] : [])];
+    const pc = createPublisherPeer({
+      codec: {
+        mimeType: `video/${choice.offered.name}`,
+        payloadType: choice.offered.payloadType,
+        clockRate: choice.offered.clockRate,
+        fmtp: choice.offered.fmtp,
+        rtcpFb: choice.offered.rtcpFb,
+      },
+      additionalHostAddresses: additional,
+      portRange: this.#s.portRange,
+      dtlsKeys: this.#s.dtlsKeys,
+    });
+    let answer: string;
+    try {
+      await pc.setRemoteDescription({ type: 'offer', sdp: serializeSdp(parsed) });
+      for (const t of pc.getTransceivers()) {
+        // We take the one video section; audio and other sections are answered inactive.
+        const isOurs = t.kind === 'video' && t.mLineIndex === videoIndex;
+        t.setDirection(isOurs ? 'recvonly' : 'inactive');
+        // DTLS server (a=setup:passive, RFC 5763 §5), as for viewers: the publisher starts the handshake.
+        t.dtlsTransport.role = 'server';
+      }
+      await pc.setLocalDescription(await pc.createAnswer());
+      const local = pc.localDescription?.sdp;
+      if (!local) throw new Error('no local description');
+      const allowed = new Set(additional.length > 0 && this.#s.hostAddresses.length > 0 ? additional : []);
+      answer = rewriteCandidates(local, allowed, this.#s.announcedAddresses);
+    } catch (error) {
+      await pc.close().catch(() => {});
+      throw new ValidationError('sdp', `could not be answered: ${(error as Error).message}`, { cause: error });
+    }
+    if (this.#closed) {
+      await pc.close().catch(() => {});
+      this.#assertOpen();
+    }
+    const host = this.#s.ingestHost === '0.0.0.0' ? '127.0.0.1' : this.#s.ingestHost === '::' ? '::1' : this.#s.ingestHost;
+    const publisher = new Publisher({
+      cameraId: this.cameraId,
+      pc,
+      codec: choice.codec,
+      payloadType: choice.offered.payloadType,
+      ingest: { host, port: this.ingestPort },
+      ssrc: this.#publisherSsrc,
+      idleTimeoutMs: this.#s.publisherIdleTimeoutMs,
+      keyframeIntervalMs: this.#s.publisherKeyframeIntervalMs,
+    });
+    try {
+      await publisher.start();
+    } catch (error) {
+      await publisher.close();
+      throw error;
+    }
+    const previous = this.#publisher;
+    this.#publisher = publisher;
+    publisher.on('state', (s) => {
+      if (s === PublisherState.Connected && this.#publisher === publisher) this.safeEmit('publisher', publisher.id);
+    });
+    publisher.on('close', () => {
+      this.#endedPublishers.add(publisher.id);
+      if (this.#endedPublishers.size > 100) this.#endedPublishers.delete(this.#endedPublishers.values().next().value!);
+      if (this.#publisher === publisher) {
+        this.#publisher = null;
+        this.safeEmit('publisher', null);
+      }
+    });
+    if (previous) {
+      log.info({ camera: this.cameraId, old: previous.id, new: publisher.id }, 'a new WHIP publisher replaces the one before');
+      await previous.close();
+    }
+    log.info({ camera: this.cameraId, publisher: publisher.id, codec: choice.codec, pt: choice.offered.payloadType }, 'publisher joined');
+    return { publisher, sdp: answer, codec: choice.codec };
+  }
+
+  /** The WHIP publisher feeding the room, if any. */
+  get publisher(): Publisher | null {
+    return this.#publisher;
+  }
+
+  /** Ends a WHIP publisher (WHIP DELETE, RFC 9725 §4.3); one that already ended is not an error. */
+  async deletePublisher(id: string): Promise<void> {
+    const p = this.#publisher;
+    if (!p || p.id !== id) {
+      if (this.#endedPublishers.has(id)) return;
+      throw new NotFoundError(`publisher ${id} is not publishing camera ${this.cameraId}`);
+    }
+    await p.close();
   }
 
   /**
@@ -388,6 +511,7 @@ export class Room extends TypedEmitter<RoomEvents> {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#publisher?.close();
     await Promise.all(this.viewers().map((v) => v.close()));
     await this.#stopTranscoder();
     for (const s of this.#subscribers.values()) s.close();
@@ -404,5 +528,15 @@ export class Room extends TypedEmitter<RoomEvents> {
 
   #assertOpen(): void {
     if (this.#closed) throw new InvalidStateError(`room of camera ${this.cameraId} is closed`);
+  }
+}
+
+/** An offer must carry a DTLS fingerprint and ICE credentials, in its section or the session. */
+function requireSecurity(parsed: ParsedSdp, m: SdpMedia): void {
+  if (!m.lines.some((l) => l.startsWith('a=fingerprint:')) && !parsed.session.some((l) => l.startsWith('a=fingerprint:'))) {
+    throw new ValidationError('sdp', 'has no DTLS fingerprint (a=fingerprint)');
+  }
+  if (!m.lines.some((l) => l.startsWith('a=ice-ufrag:')) && !parsed.session.some((l) => l.startsWith('a=ice-ufrag:'))) {
+    throw new ValidationError('sdp', 'has no ICE credentials (a=ice-ufrag)');
   }
 }

@@ -155,6 +155,20 @@ export function chooseCodec(codecs: OfferedCodec[], camera: VideoCodec, streamPr
 }
 
 /**
+ * Picks what a WHIP publisher may send (RFC 9725 §4.2): H.264 with packetization-mode=1 (what the
+ * ingest and every viewer take; the first offered wins), else H.265. Anything else is refused, naming
+ * what was offered.
+ */
+export function choosePublisherCodec(codecs: OfferedCodec[]): { offered: OfferedCodec; codec: VideoCodec } {
+  const h264 = codecs.find((c) => /^H264$/i.test(c.name) && c.clockRate === 90000 && c.params['packetization-mode'] === '1');
+  if (h264) return { offered: h264, codec: 'H264' };
+  const h265 = codecs.find((c) => /^(H265|HEVC)$/i.test(c.name) && c.clockRate === 90000);
+  if (h265) return { offered: h265, codec: 'H265' };
+  const offered = [...new Set(codecs.map((c) => (/^H264$/i.test(c.name) ? `H264 packetization-mode=${c.params['packetization-mode'] ?? '0'}` : c.name)))].join(', ') || 'none';
+  throw new UnsupportedError(`the offer has neither H.264 with packetization-mode=1 nor H.265 (offered: ${offered})`);
+}
+
+/**
  * Cuts a video section down to one payload type (its rtpmap, fmtp and rtcp-fb lines stay; RTX, RED and
  * FEC go), so the answer carries exactly the codec chosen.
  */

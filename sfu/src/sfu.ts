@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import {
   InvalidStateError, NotFoundError, TypedEmitter, counter, createLogger, gauge, histogram, type Config,
 } from '@cctv/core';
-import { Room, type RoomSettings, type ViewerAnswer } from './room.js';
+import { Room, type PublisherAnswer, type RoomSettings, type ViewerAnswer } from './room.js';
 import { createDtlsKeys, useNativeX25519, warmUp, type DtlsKeys } from './webrtc.js';
 
 const log = createLogger('sfu');
@@ -15,6 +15,13 @@ export interface SfuOptions {
   dataDir: string;
   /** A viewer that sends no RTCP about our stream for this long is closed, in ms; default 15000. */
   viewerIdleTimeoutMs?: number;
+  /** A WHIP publisher not connected, or sending nothing, for this long is closed, in ms; default 15000. */
+  publisherIdleTimeoutMs?: number;
+  /**
+   * A WHIP publisher is asked for a keyframe this often, in ms; default 2000. Browsers send one only when
+   * asked, and recordings are cut into segments at keyframes.
+   */
+  publisherKeyframeIntervalMs?: number;
 }
 
 export interface SfuEvents extends Record<string, unknown[]> {
@@ -60,6 +67,7 @@ function registerMetrics(): void {
 /** Seconds from a WHEP POST to the first keyframe sent to that viewer. */
 const firstFrame = histogram('cctv_sfu_time_to_first_keyframe_seconds', 'From the WHEP offer to the first keyframe sent to the viewer', [], [0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 5]);
 const whepSessions = counter('cctv_sfu_whep_sessions_total', 'WHEP sessions created', ['camera']);
+const whipSessions = counter('cctv_sfu_whip_sessions_total', 'WHIP publishing sessions created', ['camera']);
 
 /** The machine's non-internal IPv4 addresses. */
 export function hostIPv4Addresses(): string[] {
@@ -140,6 +148,8 @@ export class Sfu extends TypedEmitter<SfuEvents> {
       dtlsKeys: this.#dtlsKeys!,
       codecWaitMs: 3000,
       viewerIdleTimeoutMs: this.#opts.viewerIdleTimeoutMs ?? 15_000,
+      publisherIdleTimeoutMs: this.#opts.publisherIdleTimeoutMs ?? 15_000,
+      publisherKeyframeIntervalMs: this.#opts.publisherKeyframeIntervalMs ?? 2000,
     };
     const room = new Room(cameraId, settings);
     await room.initialize(preferredPort);
@@ -168,6 +178,19 @@ export class Sfu extends TypedEmitter<SfuEvents> {
       if (s === 'live') firstFrame.observe((answer.viewer.firstKeyframeAt - started) / 1000);
     });
     return answer;
+  }
+
+  /** Answers a WHIP offer for a camera: the publisher feeds the camera's room (replacing any before). */
+  async createPublisher(cameraId: string, offer: string): Promise<PublisherAnswer> {
+    this.#assertOpen();
+    const answer = await this.room(cameraId).createPublisher(offer);
+    whipSessions.inc({ camera: cameraId });
+    return answer;
+  }
+
+  /** Ends a WHIP publisher. */
+  async deletePublisher(cameraId: string, publisherId: string): Promise<void> {
+    await this.room(cameraId).deletePublisher(publisherId);
   }
 
   /** Ends a viewer. */

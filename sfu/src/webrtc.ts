@@ -4,8 +4,8 @@
  * we take the SRTP session keys and the nominated ICE pair from it once DTLS is up.
  */
 import {
-  CipherContext, MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters, RtcpPayloadSpecificFeedback, RtcpRrPacket,
-  RtcpSenderInfo, RtcpSrPacket, RtcpTransportLayerFeedback, type RTCDtlsTransport,
+  CipherContext, MediaStreamTrack, PictureLossIndication, RTCPeerConnection, RTCRtpCodecParameters, RtcpPayloadSpecificFeedback,
+  RtcpRrPacket, RtcpSenderInfo, RtcpSrPacket, RtcpTransportLayerFeedback, type RTCDtlsTransport, type RtpPacket,
 } from 'werift';
 import type dgram from 'node:dgram';
 import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync } from 'node:crypto';
@@ -101,6 +101,62 @@ export function createViewerPeer(opts: PeerOptions): { pc: RTCPeerConnection; tr
   });
   const track = new MediaStreamTrack({ kind: 'video' });
   return { pc, track };
+}
+
+/** What a WHIP publisher's peer connection is set up with. */
+export interface PublisherPeerOptions {
+  /** The one video codec accepted, with the publisher's payload type. */
+  codec: { mimeType: string; payloadType: number; clockRate: number; fmtp: string; rtcpFb: string[] };
+  additionalHostAddresses: string[];
+  portRange: [number, number] | undefined;
+  dtlsKeys: DtlsKeys;
+}
+
+/** A receive-only peer connection for one WHIP publisher, answering an offer cut down to one video codec. */
+export function createPublisherPeer(opts: PublisherPeerOptions): RTCPeerConnection {
+  return new RTCPeerConnection({
+    // As for viewers: no STUN/TURN, ICE lite, the publisher runs the checks against our host candidates.
+    iceServers: [],
+    iceLite: true,
+    iceUseIpv4: true,
+    iceUseIpv6: false,
+    iceAdditionalHostAddresses: opts.additionalHostAddresses,
+    icePortRange: opts.portRange,
+    dtls: { keys: opts.dtlsKeys as never },
+    codecs: {
+      video: [
+        new RTCRtpCodecParameters({
+          mimeType: opts.codec.mimeType,
+          clockRate: opts.codec.clockRate,
+          payloadType: opts.codec.payloadType,
+          // PLI is what we ask keyframes with; NACK lets werift's receiver ask the publisher for losses.
+          rtcpFeedback: opts.codec.rtcpFb.filter((f) => f === 'nack' || f === 'nack pli' || f === 'ccm fir').map((f) => {
+            const [type, parameter] = f.split(' ');
+            return parameter ? { type: type!, parameter } : { type: type! };
+          }),
+          ...(opts.codec.fmtp ? { parameters: opts.codec.fmtp } : {}),
+        }),
+      ],
+      // Audio is answered (so the offer stays valid) and made inactive: the cameras carry video only.
+      audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2 })],
+    },
+    headerExtensions: { video: [], audio: [] },
+  });
+}
+
+/**
+ * Calls `fn` with every RTP packet that arrives decrypted on a DTLS transport, whatever its SSRC: a WHIP
+ * offer need not announce its SSRCs (a=ssrc), and werift's router drops packets of unannounced ones.
+ * Returns the unsubscribe.
+ */
+export function onRtpReceived(dtls: RTCDtlsTransport, fn: (p: RtpPacket) => void): () => void {
+  const { unSubscribe } = dtls.onRtp.subscribe(fn);
+  return unSubscribe;
+}
+
+/** Sends a Picture Loss Indication about `mediaSsrc` (RFC 4585 §6.3.1). */
+export async function sendPli(dtls: RTCDtlsTransport, senderSsrc: number, mediaSsrc: number): Promise<void> {
+  await dtls.sendRtcp([new RtcpPayloadSpecificFeedback({ feedback: new PictureLossIndication({ senderSsrc, mediaSsrc }) })]);
 }
 
 /**

@@ -1,5 +1,5 @@
 import inject from 'light-my-request';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { routes, type AppDeps } from './app.js';
 import { harness, type FakeWhep, type Harness } from './testing/harness.js';
 
@@ -167,6 +167,44 @@ describe('WHEP door', () => {
 
   it('says PATCH is not supported, with Allow', async () => {
     const r = await inject(app, { method: 'PATCH', url: '/api/cameras/front/whep/s1', payload: 'a=candidate:1', headers: { ...admin, 'content-type': 'application/trickle-ice-sdpfrag' } });
+    expect(r.statusCode).toBe(405);
+    expect(r.headers.allow).toBe('DELETE');
+  });
+});
+
+describe('WHIP door', () => {
+  const offer = 'v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendonly\r\n';
+  const post = (url: string, body = offer, type = 'application/sdp') => inject(app, { method: 'POST', url, payload: body, headers: { ...admin, 'content-type': type } });
+
+  it('answers a publisher of a whip camera with 201, the SDP answer and a Location to DELETE, and audits it', async () => {
+    if (!(await store.get('tab'))) await store.create({ id: 'tab', source: { kind: 'whip' } });
+    whep.next = 'ok';
+    const r = await post('/api/cameras/tab/whip');
+    expect(r.statusCode).toBe(201);
+    expect(r.headers['content-type']).toMatch(/^application\/sdp/);
+    expect(r.headers.location).toMatch(/^\/api\/cameras\/tab\/whip\/s\d+-\w+$/);
+    expect(r.body).toContain('v=0');
+    const audited = async () => (await h.auth.audit.search({ limit: 20 })).some((e) => e.action === 'live.publish_started' && e.cameraId === 'tab');
+    await vi.waitFor(async () => expect(await audited()).toBe(true));
+    const del = await get(r.headers.location as string, 'DELETE');
+    expect(del.statusCode).toBe(200);
+    const again = await get(r.headers.location as string, 'DELETE');
+    expect(again.json().error.code).toBe('SESSION_NOT_FOUND');
+  });
+
+  it('refuses a camera that is not a whip camera, and bad offers', async () => {
+    const notWhip = await post('/api/cameras/front/whip');
+    expect(notWhip.statusCode).toBe(409);
+    expect(notWhip.json().error.code).toBe('NOT_WHIP_CAMERA');
+    expect((await post('/api/cameras/nope/whip')).json().error.code).toBe('CAMERA_NOT_FOUND');
+    whep.next = 'bad-sdp';
+    const bad = await post('/api/cameras/tab/whip');
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().error.code).toBe('BAD_SDP');
+    whep.next = 'codec';
+    expect((await post('/api/cameras/tab/whip')).json().error.code).toBe('UNSUPPORTED_CODEC');
+    whep.next = 'ok';
+    const r = await inject(app, { method: 'PATCH', url: '/api/cameras/tab/whip/s1', payload: 'a=candidate:1', headers: { ...admin, 'content-type': 'application/trickle-ice-sdpfrag' } });
     expect(r.statusCode).toBe(405);
     expect(r.headers.allow).toBe('DELETE');
   });

@@ -7,7 +7,7 @@ import type { ChangeQueue, QueuedChange } from './changes.js';
 import { MAX_SDP_BYTES } from '@cctv/sfu';
 import { publicSource, type CameraStore, type StoredCamera } from './cameras.js';
 import { ApiError, toApiError } from './errors.js';
-import type { CameraRuntime, WhepTarget } from './cluster/runtime.js';
+import type { CameraRuntime, WhepTarget, WhipTarget } from './cluster/runtime.js';
 import type { Cluster } from './cluster/cluster.js';
 import { clusterRoutes } from './cluster/routes.js';
 import { AuditAction } from './auth/audit.js';
@@ -27,6 +27,8 @@ export interface AppDeps {
   store: CameraStore;
   runtime: CameraRuntime;
   whep: WhepTarget;
+  /** Where WHIP offers go (RFC 9725); without it `whip` cameras cannot be published to (503). */
+  whip?: WhipTarget | null;
   auth: AuthService;
   /** The cluster parts of this instance (registry, master, nodes). */
   cluster: Cluster;
@@ -104,6 +106,7 @@ function cameraId(req: Request): string {
 /** The API's routes: cameras, live viewing, and (from auth/routes.ts) users, sessions, tokens, audit. */
 export function routes(deps: AppDeps): Route[] {
   const { store, runtime, whep, auth } = deps;
+  const whip = deps.whip ?? null;
   const startedAt = Date.now();
   const trustProxy = deps.config?.http.trustProxy ?? false;
   const mustGet = async (id: string): Promise<StoredCamera> => {
@@ -235,6 +238,47 @@ export function routes(deps: AppDeps): Route[] {
       handler: (_req, res) => {
         res.setHeader('Allow', 'DELETE');
         throw new ApiError('METHOD_NOT_ALLOWED', 'trickle ICE and ICE restarts are not supported; the answer carries every candidate');
+      },
+    },
+    {
+      method: 'POST', path: '/api/cameras/:id/whip', permission: Permission.Control, camera: true, body: 'sdp',
+      summary: 'Publish to a whip camera: WHIP offer (application/sdp, RFC 9725) → 201 with the SDP answer and Location; a new publisher replaces the one before',
+      handler: async (req, res) => {
+        const id = cameraId(req);
+        const cam = await mustGet(id);
+        if (cam.config.source.kind !== 'whip') throw new ApiError('NOT_WHIP_CAMERA', `camera ${id} is a ${cam.config.source.kind} camera; only a camera with source kind whip takes WHIP publishers`);
+        if (typeof req.body !== 'string') throw new ApiError('BAD_SDP', 'the body must be an SDP offer');
+        if (!whip) throw new ApiError('UNAVAILABLE', 'this server does not take WHIP publishers', { retryAfterS: 30 });
+        let answer: { id: string; sdp: string };
+        try {
+          answer = await whip.createPublisher(id, req.body);
+        } catch (error) {
+          throw toApiError(error, { validation: 'BAD_SDP', notFound: 'CAMERA_NOT_FOUND' });
+        }
+        // RFC 9725 §4.2: 201 Created, the session URL in Location, the answer as application/sdp.
+        res.status(201).location(`/api/cameras/${id}/whip/${answer.id}`).type('application/sdp').send(answer.sdp);
+        void audit(req, res, AuditAction.PublishStarted, id, { session: answer.id, userAgent: requestMeta(req, trustProxy).userAgent });
+      },
+    },
+    {
+      method: 'DELETE', path: '/api/cameras/:id/whip/:session', permission: Permission.Control, camera: true,
+      summary: 'Stop publishing (the Location returned by the WHIP POST)',
+      handler: async (req, res) => {
+        if (!whip) throw new ApiError('SESSION_NOT_FOUND', 'this server does not take WHIP publishers');
+        try {
+          await whip.deletePublisher(cameraId(req), String(req.params.session));
+        } catch (error) {
+          throw toApiError(error, { notFound: 'SESSION_NOT_FOUND' });
+        }
+        res.status(200).end();
+      },
+    },
+    {
+      method: 'PATCH', path: '/api/cameras/:id/whip/:session', permission: Permission.Control, camera: true,
+      summary: 'Trickle ICE and ICE restart are not supported (WHIP allows 405); the answer already has every candidate',
+      handler: (_req, res) => {
+        res.setHeader('Allow', 'DELETE');
+        throw new ApiError('METHOD_NOT_ALLOWED', 'trickle ICE and ICE restarts are not supported; the offer must carry every candidate');
       },
     },
     {

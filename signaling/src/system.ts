@@ -203,7 +203,7 @@ export async function startSystem(opts: StartOptions): Promise<System> {
 
     const changes = new ChangeQueue(join(dataDir, 'queued-changes.json'), store, auth.audit);
     closers.push(async () => changes.close());
-    const app = buildApp({ config, db, store, runtime: cluster.runtime, whep: cluster.runtime, auth, cluster, changes, archive: archiveAccess, events, alerts, webDir: opts.webDir === undefined ? WEB_DIR : opts.webDir, version: VERSION });
+    const app = buildApp({ config, db, store, runtime: cluster.runtime, whep: cluster.runtime, whip: cluster.runtime, auth, cluster, changes, archive: archiveAccess, events, alerts, webDir: opts.webDir === undefined ? WEB_DIR : opts.webDir, version: VERSION });
     const tls = await loadTls(config.http.tls, dataDir);
     const server: Server = tls ? createHttpsServer({ cert: tls.cert, key: tls.key }, app) : createServer(app);
     server.keepAliveTimeout = 5000;

@@ -43,7 +43,13 @@ const KIND_LABEL: Record<SourceKind, string> = {
   rtsp: 'RTSP (IP camera)',
   rpicam: 'Raspberry Pi camera',
   rtp: 'RTP over UDP',
+  whip: 'WHIP publisher (OBS, GStreamer, a browser)',
 };
+
+/** Where a WHIP publisher sends its offer for a camera (RFC 9725), on this server. */
+function whipUrl(id: string): string {
+  return `${window.location.origin}/api/cameras/${encodeURIComponent(id)}/whip`;
+}
 
 // Empty inputs are left out, so the server applies its own defaults.
 function text(form: FormData, name: string): string | undefined {
@@ -69,6 +75,8 @@ function sourceFrom(form: FormData, kind: SourceKind): CameraInput['source'] {
       return { kind, width: num(form, 'width'), height: num(form, 'height'), fps: num(form, 'fps'), bitrateKbps: num(form, 'bitrateKbps'), camera: num(form, 'camera') };
     case 'rtp':
       return { kind, port: num(form, 'port'), host: text(form, 'host'), codec: text(form, 'codec'), payloadType: num(form, 'payloadType') };
+    case 'whip':
+      return { kind };
   }
 }
 
@@ -208,6 +216,12 @@ function AddCameraForm({ apply }: { apply: (change: ServerMessage) => void }) {
             {f({ label: 'Codec', name: 'codec', options: [['H264', 'H.264'], ['H265', 'H.265']] })}
             {f({ label: 'Payload type', name: 'payloadType', required: true, type: 'number', defaultValue: '96' })}
           </>
+        )}
+        {kind === 'whip' && (
+          <p className="muted small" data-testid="whip-hint">
+            Nothing to set: once added, the publisher sends to <code>{whipUrl('<id>')}</code> with a Bearer token that holds
+            camera:control (H.264 or H.265 video).
+          </p>
         )}
       </fieldset>
       <div className="form-actions">
@@ -378,6 +392,12 @@ function CameraRow({ camera, apply, onOutcome }: { camera: Camera; apply: (chang
           {camera.name} <span className="muted">({camera.id}, {camera.source.kind})</span>
           {where && <span className="muted small"> · {where}</span>}
           {camera.placement?.problem && <span className="placement-problem small"> {camera.placement.problem}</span>}
+          {camera.source.kind === 'whip' && (
+            <span className="muted small" data-testid={`whip-url-${camera.id}`}>
+              {' '}
+              · publish to <code>{whipUrl(camera.id)}</code>
+            </span>
+          )}
         </span>
         <label className="toggle">
           <input type="checkbox" checked={camera.enabled} disabled={busy} onChange={() => void toggle()} />

@@ -1,6 +1,6 @@
 /** Shapes and calls of the signaling server's REST API, as it sends them. */
 
-export const SOURCE_KINDS = ['test', 'rtsp', 'rpicam', 'rtp'] as const;
+export const SOURCE_KINDS = ['test', 'rtsp', 'rpicam', 'rtp', 'whip'] as const;
 export type SourceKind = (typeof SOURCE_KINDS)[number];
 
 /** The server's view of a camera's input. */
@@ -11,7 +11,8 @@ export type Source =
   /** `url` has credentials replaced by `***@`; the password itself is never sent. */
   | { kind: 'rtsp'; url: string; transport: 'tcp' | 'udp'; username?: string; hasPassword: boolean }
   | { kind: 'rpicam'; width: number; height: number; fps: number; gop?: number; bitrateKbps: number; camera: number; command?: string; extraArgs: string[] }
-  | { kind: 'rtp'; port: number; host: string; codec: 'H264' | 'H265'; payloadType: number };
+  | { kind: 'rtp'; port: number; host: string; codec: 'H264' | 'H265'; payloadType: number }
+  | { kind: 'whip' };
 
 export interface CameraStatus {
   id: string;

@@ -41,6 +41,8 @@ function describeSource(c: Camera): string {
       return `Raspberry Pi camera ${s.camera}, ${s.width}x${s.height} at ${s.fps} fps, ${s.bitrateKbps} kbit/s`;
     case 'rtp':
       return `RTP ${s.codec} (payload type ${s.payloadType}) on ${s.host}:${s.port}`;
+    case 'whip':
+      return `WHIP publisher, to ${window.location.origin}/api/cameras/${encodeURIComponent(c.id)}/whip`;
   }
 }
 

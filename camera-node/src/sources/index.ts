@@ -1,4 +1,4 @@
-import type { CameraSource } from '@cctv/core';
+import { UnsupportedError, type CameraSource } from '@cctv/core';
 import { createRpicamSource } from './rpicam/index.js';
 import { createRtpSource } from './rtp/index.js';
 import { createRtspSource } from './rtsp/index.js';
@@ -16,5 +16,8 @@ export function createSource(cfg: CameraSource, runtimeDir: string): Source {
       return createRpicamSource(cfg);
     case 'rtp':
       return createRtpSource(cfg);
+    case 'whip':
+      // A WHIP publisher sends to the SFU itself; the master never gives such a camera to a camera-node.
+      throw new UnsupportedError('a whip camera has no source on a camera-node: its publisher sends to the SFU');
   }
 }

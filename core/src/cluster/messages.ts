@@ -109,6 +109,8 @@ export type RpcRequest =
   | { method: 'sfu.rooms'; params: { epoch: number; version: number; cameras: string[] } }
   | { method: 'sfu.whep.offer'; params: { camera: string; sdp: string } }
   | { method: 'sfu.whep.delete'; params: { camera: string; viewer: string } }
+  | { method: 'sfu.whip.offer'; params: { camera: string; sdp: string } }
+  | { method: 'sfu.whip.delete'; params: { camera: string; publisher: string } }
   | { method: 'sfu.subscribe'; params: { camera: string; host: string; port: number; leaseMs?: number } }
   | { method: 'sfu.renew'; params: { camera: string; id: string } }
   | { method: 'sfu.unsubscribe'; params: { camera: string; id: string } }
@@ -118,6 +120,8 @@ export interface RpcResults {
   'sfu.rooms': { ports: Record<string, number> };
   'sfu.whep.offer': { viewer: string; sdp: string };
   'sfu.whep.delete': Record<string, never>;
+  'sfu.whip.offer': { publisher: string; sdp: string };
+  'sfu.whip.delete': Record<string, never>;
   'sfu.subscribe': { id: string; codec: VideoCodec; payloadType: number; ssrc: number };
   'sfu.renew': { ok: boolean };
   'sfu.unsubscribe': Record<string, never>;

@@ -70,10 +70,18 @@ export const RtpSourceSchema = z.strictObject({
   payloadType: z.number().int().min(0).max(127),
 });
 
-export const CameraSourceSchema = z.discriminatedUnion('kind', [TestSourceSchema, RtspSourceSchema, RpicamSourceSchema, RtpSourceSchema]);
+/**
+ * A WebRTC publisher (OBS, GStreamer's whipclientsink, a browser tab) sends the video to
+ * `POST /api/cameras/<id>/whip` (RFC 9725). No camera-node runs it: the SFU that holds its room receives it.
+ */
+export const WhipSourceSchema = z.strictObject({
+  kind: z.literal('whip'),
+});
+
+export const CameraSourceSchema = z.discriminatedUnion('kind', [TestSourceSchema, RtspSourceSchema, RpicamSourceSchema, RtpSourceSchema, WhipSourceSchema]);
 export type CameraSource = z.infer<typeof CameraSourceSchema>;
 export type CameraSourceKind = CameraSource['kind'];
-export const CAMERA_SOURCE_KINDS = ['test', 'rtsp', 'rpicam', 'rtp'] as const satisfies readonly CameraSourceKind[];
+export const CAMERA_SOURCE_KINDS = ['test', 'rtsp', 'rpicam', 'rtp', 'whip'] as const satisfies readonly CameraSourceKind[];
 
 /** A point of a zone, as shares of the picture's width and height (0,0 top left; 1,1 bottom right). */
 const zonePoint = z.tuple([z.number().min(0).max(1), z.number().min(0).max(1)]);

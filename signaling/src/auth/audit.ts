@@ -38,6 +38,7 @@ export const AuditAction = {
   NodeUndrained: 'node.undrained',
   NodeRevoked: 'node.revoked',
   LiveStarted: 'view.live_started',
+  PublishStarted: 'live.publish_started',
   ArchivePlayed: 'view.archive_played',
   Exported: 'view.exported',
   ArchiveVerified: 'archive.verified',

@@ -16,7 +16,7 @@ export const Permission = {
   Archive: 'camera:archive',
   /** Export a camera's recordings. Per camera. */
   Export: 'camera:export',
-  /** Control a camera (enable, disable, PTZ). Per camera. */
+  /** Control a camera (enable, disable, PTZ, publish to it over WHIP). Per camera. */
   Control: 'camera:control',
   /** Manage users, their roles, sessions and tokens. */
   UsersManage: 'users:manage',

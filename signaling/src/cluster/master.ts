@@ -292,7 +292,7 @@ export class Master extends TypedEmitter<MasterEvents> {
     let changed = placements.size !== this.#placements.size;
     for (const [camera, p] of placements) {
       const prev = this.#placements.get(camera);
-      const same = prev && prev.cameraNode === p.cameraNode && prev.sfu === p.sfu && (prev.recorder ?? null) === (p.recorder ?? null) && (prev.detector ?? null) === (p.detector ?? null) && prev.problem === p.problem;
+      const same = prev && prev.cameraNode === p.cameraNode && prev.sfu === p.sfu && (prev.recorder ?? null) === (p.recorder ?? null) && (prev.detector ?? null) === (p.detector ?? null) && prev.problem === p.problem && (prev.publisher ?? null) === (p.publisher ?? null);
       if (!same) changed = true;
       next.set(camera, { ...p, camera, since: same ? prev.since : now });
     }

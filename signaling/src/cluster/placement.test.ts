@@ -32,6 +32,19 @@ describe('placement', () => {
     expect(run([cam('a')], [cn('cn1')]).placements.get('a')!.problem).toBe('no SFU node is alive and undrained');
   });
 
+  it('gives a whip camera an SFU, a recorder and a detector but no camera-node, and no problem', () => {
+    const whip = cam('tab', { source: { kind: 'whip' }, recording: { enabled: true }, motion: { enabled: true } });
+    const nodes = [cn('cn1'), sfu('s1'), node('r1', ['recorder', 'detector'])];
+    const { placements } = run([whip], nodes);
+    expect(placements.get('tab')).toMatchObject({ cameraNode: null, sfu: 's1', recorder: 'r1', detector: 'r1', problem: null, publisher: 'whip' });
+    // Without any camera-node at all, too; and a camera that becomes whip leaves its camera-node.
+    expect(run([whip], [sfu('s1')]).placements.get('tab')).toMatchObject({ cameraNode: null, sfu: 's1', problem: null });
+    const before = new Map<string, Placement>([['tab', { cameraNode: 'cn1', sfu: 's1', problem: null }]]);
+    const { placements: after, moves } = run([whip], nodes, before);
+    expect(after.get('tab')!.cameraNode).toBeNull();
+    expect(moves).toContainEqual(expect.objectContaining({ camera: 'tab', role: 'camera-node', from: 'cn1', to: null }));
+  });
+
   it('keeps a pinned camera on its node, and waits for it when it is down', () => {
     const nodes = [cn('cn1'), cn('pi'), sfu('s1')];
     const first = run([cam('a', { placement: { node: 'pi' } })], nodes).placements;

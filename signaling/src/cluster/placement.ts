@@ -26,6 +26,11 @@ export interface Placement {
   detector?: string | null;
   /** Why it is not (fully) placed, for the API. */
   problem: string | null;
+  /**
+   * `whip`: the camera is fed by a WHIP publisher through its SFU, so it has no camera-node (and
+   * `cameraNode: null` is not a problem).
+   */
+  publisher?: 'whip';
   /** When the camera was last moved by load (not by a failure), ms; limits rebalancing. */
   rebalancedAt?: number;
 }
@@ -82,7 +87,7 @@ export function cameraNodeFit(cam: CameraConfig, n: Candidate): string | null {
 }
 
 /**
- * Places every enabled camera on a camera-node and an SFU. A camera stays where it is while that node is
+ * Places every enabled camera on a camera-node and an SFU (a WHIP camera on an SFU only). A camera stays where it is while that node is
  * alive, not drained and still matches (labels, pin); otherwise it goes to the matching node with the
  * most preferred labels and then the lowest cost. Load alone moves a camera only when a node is
  * overloaded on its smoothed CPU, one camera per node per round, and never the same camera twice within
@@ -125,13 +130,17 @@ export function place(
 
   for (const cam of sorted) {
     const cur = current.get(cam.id);
-    let cameraNode = cur?.cameraNode ?? null;
+    const whip = cam.source.kind === 'whip';
+    // A WHIP camera has no camera-node: its publisher sends to the SFU (one that ran it before lets go).
+    if (whip && cur?.cameraNode) moves.push({ camera: cam.id, role: 'camera-node', from: cur.cameraNode, to: null, reason: 'the camera is fed by a WHIP publisher' });
+    let cameraNode = whip ? null : (cur?.cameraNode ?? null);
     let problem: string | null = null;
     let rebalancedAt = cur?.rebalancedAt;
     const curNode = cameraNode ? byId.get(cameraNode) : undefined;
     const attached = ATTACHED.has(cam.source.kind);
     let reason: string | null = null;
-    if (!cameraNode) reason = 'new';
+    if (whip) reason = null;
+    else if (!cameraNode) reason = 'new';
     else if (!curNode) reason = attached ? null : `${cameraNode} is gone`;
     else {
       const misfit = cameraNodeFit(cam, curNode);
@@ -203,7 +212,7 @@ export function place(
     };
     const recorder = helper('recorder', cam.recording.enabled, cur?.recorder ?? null, recCost, RECORDING_COST);
     const detector = helper('detector', cam.motion.enabled, cur?.detector ?? null, detCost, DETECTION_COST);
-    out.set(cam.id, { cameraNode, sfu, recorder, detector, problem, ...(rebalancedAt !== undefined ? { rebalancedAt } : {}) });
+    out.set(cam.id, { cameraNode, sfu, recorder, detector, problem, ...(rebalancedAt !== undefined ? { rebalancedAt } : {}), ...(whip ? { publisher: 'whip' as const } : {}) });
   }
   return { placements: out, moves };
 }

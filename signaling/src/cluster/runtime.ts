@@ -15,6 +15,13 @@ export interface WhepTarget {
   deleteViewer(cameraId: string, viewerId: string): Promise<void>;
 }
 
+/** Where the WHIP door sends publishers' offers and deletes: the SFU that holds a camera's room. */
+export interface WhipTarget {
+  /** Answers a WHIP offer; rejects with core errors (ValidationError, UnsupportedError, UnavailableError, NotFoundError). */
+  createPublisher(cameraId: string, offer: string): Promise<{ id: string; sdp: string }>;
+  deletePublisher(cameraId: string, session: string): Promise<void>;
+}
+
 /** Live state of the cameras, for the API and the dashboard. */
 export interface CameraRuntime {
   status(id: string): CameraStatus;
@@ -28,6 +35,8 @@ export interface RuntimeEvents extends Record<string, unknown[]> {
 
 const SESSION_SEPARATOR = '~';
 const EMPTY_INPUT: CameraStatus['input'] = { codec: null, fps: 0, bitrateKbps: 0, packets: 0, bytes: 0, keyframes: 0, junk: 0, reconnects: 0, lastPacketAt: null };
+/** A WHIP camera whose room has had no packet for this long is not live (heartbeats come every second). */
+const WHIP_LIVE_MS = 2500;
 
 /**
  * The cameras as the cluster runs them, seen from one signaling instance: each camera's status comes
@@ -35,7 +44,7 @@ const EMPTY_INPUT: CameraStatus['input'] = { codec: null, fps: 0, bitrateKbps: 0
  * viewers from its SFU's room; WHEP offers go to that SFU over the bus, and the session id names the SFU,
  * so any instance can end a session begun at another.
  */
-export class ClusterRuntime extends TypedEmitter<RuntimeEvents> implements WhepTarget, CameraRuntime {
+export class ClusterRuntime extends TypedEmitter<RuntimeEvents> implements WhepTarget, WhipTarget, CameraRuntime {
   readonly #registry: Registry;
   readonly #master: Master;
   readonly #rpc: RpcClient;
@@ -97,6 +106,7 @@ export class ClusterRuntime extends TypedEmitter<RuntimeEvents> implements WhepT
 
   status(id: string): CameraStatus {
     const p = this.#master.placement(id);
+    if (p?.publisher === 'whip') return this.#whipStatus(p);
     const node = p?.cameraNode ? this.#registry.get(p.cameraNode) : undefined;
     const reported = p?.cameraNode ? this.#reported.get(id)?.get(p.cameraNode) : undefined;
     if (node?.state === 'alive' && reported) {
@@ -113,6 +123,27 @@ export class ClusterRuntime extends TypedEmitter<RuntimeEvents> implements WhepT
     let since = this.#stoppedSince.get(id);
     if (since === undefined) this.#stoppedSince.set(id, (since = Date.now()));
     return { id, state: CameraState.Stopped, since, lastError: null, input: EMPTY_INPUT, viewers: 0 };
+  }
+
+  /**
+   * A WHIP camera has no camera-node: it is live while its SFU's room receives packets (from the room
+   * reports in the SFU's heartbeats), and waits for a publisher otherwise.
+   */
+  #whipStatus(p: PlacementRecord): CameraStatus {
+    const n = p.sfu ? this.#registry.get(p.sfu) : undefined;
+    const room = n?.state === 'alive' ? n.heartbeat.rooms.find((r) => r.camera === p.camera) : undefined;
+    const now = Date.now();
+    const last = room && room.lastPacketAt > 0 ? room.lastPacketAt : null;
+    const input = { ...EMPTY_INPUT, codec: room?.codec ?? null, lastPacketAt: last };
+    const viewers = this.#viewers(p.camera, p.sfu);
+    if (last !== null && now - last < WHIP_LIVE_MS) {
+      this.#stoppedSince.delete(p.camera);
+      return { id: p.camera, state: CameraState.Live, since: room!.streamStartAt || last, lastError: null, input, viewers };
+    }
+    let since = this.#stoppedSince.get(p.camera);
+    if (since === undefined) this.#stoppedSince.set(p.camera, (since = last ?? p.since));
+    const why = !p.sfu ? (p.problem ?? 'no SFU serves it') : n?.state !== 'alive' ? `SFU ${p.sfu} is down` : 'waiting for a WHIP publisher';
+    return { id: p.camera, state: CameraState.Reconnecting, since, lastError: why, input, viewers };
   }
 
   #maybeEmit(id: string): void {
@@ -136,6 +167,36 @@ export class ClusterRuntime extends TypedEmitter<RuntimeEvents> implements WhepT
     }
     const r = await this.#rpc.call(p.sfu, 'sfu.whep.offer', { camera: cameraId, sdp: offer }, 5000);
     return { id: `${p.sfu}${SESSION_SEPARATOR}${r.viewer}`, sdp: r.sdp };
+  }
+
+  /**
+   * Answers a WHIP offer (RFC 9725) for a `whip` camera by asking the SFU that holds its room; the
+   * session id names that SFU, like a WHEP session's.
+   */
+  async createPublisher(cameraId: string, offer: string): Promise<{ id: string; sdp: string }> {
+    const cam = await this.#store.get(cameraId);
+    if (!cam) throw new NotFoundError(`no camera with id '${cameraId}'`);
+    if (!cam.config.enabled) throw new UnavailableError('CAMERA_DISABLED', `camera ${cameraId} is disabled`, 30);
+    const p = this.#master.placement(cameraId);
+    if (!p?.sfu) throw new UnavailableError('CAMERA_NOT_PLACED', `no SFU serves camera ${cameraId} now${p?.problem ? `: ${p.problem}` : ''}`, 1);
+    const r = await this.#rpc.call(p.sfu, 'sfu.whip.offer', { camera: cameraId, sdp: offer }, 5000);
+    return { id: `${p.sfu}${SESSION_SEPARATOR}${r.publisher}`, sdp: r.sdp };
+  }
+
+  async deletePublisher(cameraId: string, session: string): Promise<void> {
+    const i = session.indexOf(SESSION_SEPARATOR);
+    if (i <= 0) throw new NotFoundError(`no publishing session '${session.slice(0, 80)}'`);
+    const node = session.slice(0, i);
+    const n = this.#registry.get(node);
+    if (!n) throw new NotFoundError(`no publishing session '${session.slice(0, 80)}'`);
+    // A session whose SFU is gone ended with it.
+    if (n.state === 'dead') return;
+    try {
+      await this.#rpc.call(node, 'sfu.whip.delete', { camera: cameraId, publisher: session.slice(i + 1) }, 3000);
+    } catch (error) {
+      if ((error as UnavailableError).reason === 'NODE_UNREACHABLE') return;
+      throw error;
+    }
   }
 
   async deleteViewer(cameraId: string, session: string): Promise<void> {

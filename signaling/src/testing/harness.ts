@@ -5,7 +5,7 @@ import inject from 'light-my-request';
 import { CameraState, loadConfig, migrate, openBus, openDatabase, type Bus, type CameraStatus, type ConfigInput, type Database } from '@cctv/core';
 import { buildApp, type AppDeps } from '../app.js';
 import { CameraStore } from '../cameras.js';
-import type { CameraRuntime, WhepTarget } from '../cluster/runtime.js';
+import type { CameraRuntime, WhepTarget, WhipTarget } from '../cluster/runtime.js';
 import { createCluster, type Cluster } from '../cluster/cluster.js';
 import { AuthService, SESSION_COOKIE } from '../auth/service.js';
 import type { Role } from '../auth/permissions.js';
@@ -41,7 +41,8 @@ export const liveStatus = (id: string): CameraStatus => ({
   input: { codec: 'H264', fps: 30, bitrateKbps: 1000, packets: 1, bytes: 1, keyframes: 1, junk: 0, reconnects: 0, lastPacketAt: 0 },
 });
 
-export class FakeWhep implements WhepTarget {
+/** A fake SFU door for WHEP viewers and WHIP publishers alike (`next` says how the next offer ends). */
+export class FakeWhep implements WhepTarget, WhipTarget {
   sessions = new Set<string>();
   next: 'ok' | 'bad-sdp' | 'codec' | 'offline' = 'ok';
   async createViewer(cameraId: string, offer: string) {
@@ -52,6 +53,12 @@ export class FakeWhep implements WhepTarget {
     const id = `s${this.sessions.size + 1}-${Math.random().toString(36).slice(2, 8)}`;
     this.sessions.add(id);
     return { id, sdp: `v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=answer to ${offer.length} bytes\r\n` };
+  }
+  createPublisher(cameraId: string, offer: string) {
+    return this.createViewer(cameraId, offer);
+  }
+  deletePublisher(cameraId: string, session: string) {
+    return this.deleteViewer(cameraId, session);
   }
   async deleteViewer(_cameraId: string, viewerId: string) {
     if (!this.sessions.delete(viewerId)) {
@@ -75,7 +82,7 @@ export async function harness(overrides: ConfigInput = {}): Promise<Harness> {
   // The archive's rows without a storage: routes that read files answer STORAGE_UNAVAILABLE.
   const archive = { archive: new Archive(db), storage: null, spoolDir: null, recorder: null, siteKey: cluster.siteKey, exportDir: join(tmpdir(), `cctv-exports-${process.pid}`), thumbnailDir: join(tmpdir(), `cctv-thumbs-${process.pid}`) };
   const alerts = new AlertService({ db, node: 'test', config: config.alerts });
-  const deps: AppDeps = { config, db, store, runtime, whep, auth, cluster, archive, events: new EventStore(db), alerts, webDir: null, version: 'test' };
+  const deps: AppDeps = { config, db, store, runtime, whep, whip: whep, auth, cluster, archive, events: new EventStore(db), alerts, webDir: null, version: 'test' };
   const app = buildApp(deps);
   const passwords = new Map<string, { id: string; password: string }>([['admin', { id: (await auth.users.getByName('admin'))!.id, password: 'admin-password-0' }]]);
   return {
