@@ -5,6 +5,7 @@ import { AuditAction, type AuditLog } from './auth/audit.js';
 import { principal, requestMeta } from './auth/routes.js';
 import { Permission } from './auth/permissions.js';
 import { ApiError } from './errors.js';
+import { IsoTime } from './schemas.js';
 import type { Route } from './app.js';
 
 /** A webhook endpoint as the API shows it (never with its secret, except once when it is made). */
@@ -66,6 +67,15 @@ const DeadQuerySchema = z.strictObject({
   before: z.string().max(100).optional(),
 });
 
+const WebhookViewSchema = z.strictObject({
+  id: z.string(), url: z.string(), cameras: z.array(z.string()).nullable(), enabled: z.boolean(), createdBy: z.string(), createdAt: IsoTime,
+});
+const DeliveryViewSchema = z.looseObject({
+  id: z.string(), eventId: z.number().int(), camera: z.string(), channel: z.string(), webhookId: z.string().nullable(), type: z.string(),
+  state: z.string(), attempts: z.number().int(), lastStatus: z.number().int().nullable(), lastError: z.string().nullable(),
+});
+const WebhookTestSchema = z.strictObject({ ok: z.boolean(), status: z.number().int().nullable(), error: z.string().nullable(), durationMs: z.number(), messageId: z.string() });
+
 /**
  * Webhook endpoints and the dead letters of alert deliveries. `service` is null on a server that sends
  * no alerts: every route then answers NO_ALERTS.
@@ -88,6 +98,7 @@ export function alertRoutes(service: AlertAdmin | null, audit: Pick<AuditLog, 'a
     {
       method: 'GET', path: '/api/webhooks', permission: Permission.AlertsManage,
       summary: 'The webhook endpoints that get motion alerts (without their secrets)',
+      responses: { 200: z.strictObject({ webhooks: z.array(WebhookViewSchema) }) },
       handler: async (_req, res) => {
         res.json({ webhooks: await need().listWebhooks() });
       },
@@ -95,6 +106,8 @@ export function alertRoutes(service: AlertAdmin | null, audit: Pick<AuditLog, 'a
     {
       method: 'POST', path: '/api/webhooks', permission: Permission.AlertsManage, body: 'json',
       summary: 'Add a webhook endpoint { url, cameras? } (cameras left out: every camera); the answer holds its signing secret, shown only this once',
+      request: { body: NewWebhookSchema },
+      responses: { 201: WebhookViewSchema.extend({ secret: z.string() }) },
       handler: async (req, res) => {
         const b = parseWith(NewWebhookSchema, req.body ?? {});
         const created = await need().createWebhook({ url: b.url, cameras: b.cameras ?? null, createdBy: principal(res).username ?? 'unknown' });
@@ -105,6 +118,8 @@ export function alertRoutes(service: AlertAdmin | null, audit: Pick<AuditLog, 'a
     {
       method: 'PATCH', path: '/api/webhooks/:webhook', permission: Permission.AlertsManage, body: 'json',
       summary: 'Turn a webhook endpoint on or off: { enabled }',
+      request: { body: ChangeWebhookSchema },
+      responses: { 200: WebhookViewSchema },
       handler: async (req, res) => {
         const id = webhookId(req);
         const b = parseWith(ChangeWebhookSchema, req.body ?? {});
@@ -117,6 +132,7 @@ export function alertRoutes(service: AlertAdmin | null, audit: Pick<AuditLog, 'a
     {
       method: 'DELETE', path: '/api/webhooks/:webhook', permission: Permission.AlertsManage,
       summary: 'Remove a webhook endpoint; its pending deliveries go to the dead letters',
+      responses: { 204: 'empty' },
       handler: async (req, res) => {
         const id = webhookId(req);
         const a = need();
@@ -129,6 +145,7 @@ export function alertRoutes(service: AlertAdmin | null, audit: Pick<AuditLog, 'a
     {
       method: 'POST', path: '/api/webhooks/:webhook/test', permission: Permission.AlertsManage,
       summary: 'Send a signed webhook.test message to an endpoint once and say what it answered',
+      responses: { 200: WebhookTestSchema },
       handler: async (req, res) => {
         const id = webhookId(req);
         const r = await need().testWebhook(id);
@@ -139,6 +156,8 @@ export function alertRoutes(service: AlertAdmin | null, audit: Pick<AuditLog, 'a
     {
       method: 'GET', path: '/api/alerts/dead', permission: Permission.AlertsManage,
       summary: 'Alert deliveries given up (the dead letters), newest first: ?limit (1–500, default 50) and ?before (the `next` of the previous page)',
+      request: { query: DeadQuerySchema },
+      responses: { 200: z.strictObject({ deliveries: z.array(DeliveryViewSchema), next: z.string().nullable() }) },
       handler: async (req, res) => {
         const q = parseWith(DeadQuerySchema, req.query);
         res.json(await need().listDead({ limit: q.limit, before: q.before }));
@@ -147,6 +166,7 @@ export function alertRoutes(service: AlertAdmin | null, audit: Pick<AuditLog, 'a
     {
       method: 'POST', path: '/api/alerts/deliveries/:delivery/retry', permission: Permission.AlertsManage,
       summary: 'Send a dead delivery again: back to pending with its tries counted from 0',
+      responses: { 202: DeliveryViewSchema },
       handler: async (req, res) => {
         const id = String(req.params.delivery ?? '');
         if (!DELIVERY_ID.test(id)) throw new ApiError('DELIVERY_NOT_FOUND', `no alert delivery '${id.slice(0, 80)}'`);

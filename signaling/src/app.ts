@@ -2,7 +2,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import helmet from 'helmet';
-import { CAMERA_ID_PATTERN, createLogger, isDatabaseUnavailable, metricsText, type Config, type Database } from '@cctv/core';
+import { z, type ZodType } from 'zod';
+import { CAMERA_ID_PATTERN, CameraSchema, createLogger, isDatabaseUnavailable, metricsText, type Config, type Database } from '@cctv/core';
 import type { ChangeQueue, QueuedChange } from './changes.js';
 import { MAX_SDP_BYTES } from '@cctv/sfu';
 import { publicSource, type CameraStore, type StoredCamera } from './cameras.js';
@@ -17,6 +18,8 @@ import { alertRoutes, type AlertAdmin } from './alerts.js';
 import type { EventStore } from '@cctv/recorder';
 import { ANONYMOUS, CAMERA_PERMISSIONS, Permission, can, canSeeCamera, type Principal, type Requirement } from './auth/permissions.js';
 import { authRoutes, principal, requestMeta } from './auth/routes.js';
+import { docsRoutes } from './openapi.js';
+import { CameraViewSchema, ErrorBodySchema, QueuedChangeSchema } from './schemas.js';
 import type { AuthService } from './auth/service.js';
 
 const log = createLogger('signaling:http');
@@ -49,6 +52,25 @@ export interface AppDeps {
 export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
 /**
+ * What a route answers with one status: a JSON body described by its schema, no body (`'empty'`), or a
+ * body of another media type (a list when it depends on what is asked for).
+ */
+export type ResponseSpec = ZodType | 'empty' | { contentType: string | readonly string[] };
+
+/**
+ * What a route takes, as schemas. A schema named here is the one the route (or the service it calls)
+ * validates with, so the OpenAPI document and the check cannot drift apart.
+ */
+export interface RouteRequest {
+  /** The JSON body (with `body: 'json'`). */
+  body?: ZodType;
+  /** The query string, an object schema: one parameter per key. */
+  query?: ZodType;
+  /** The path parameters, an object schema keyed by the `:name`s of the path; default: strings. */
+  params?: ZodType;
+}
+
+/**
  * One entry of the route table. Every API route is declared here with the permission it needs; the
  * wrapper in buildApp checks it, so no route can be reached without its check (tests walk the table).
  */
@@ -68,6 +90,13 @@ export interface Route {
   body?: 'json' | 'sdp';
   /** Extra limit on top of the per-principal API limit. */
   limit?: 'whep';
+  /** Schemas of the body, query and path parameters it takes (openapi.ts documents them). */
+  request?: RouteRequest;
+  /**
+   * What it answers, by status: its successes, and errors beyond those every route of its kind may
+   * answer (openapi.ts `responsesOf` adds those: 401/403/429 behind a permission, 400/413/415 with a body…).
+   */
+  responses?: Readonly<Record<number, ResponseSpec>>;
   handler: (req: Request, res: Response) => Promise<void> | void;
 }
 
@@ -96,6 +125,26 @@ function placementView(runtime: CameraRuntime, id: string): Record<string, unkno
   const p = runtime.placement?.(id);
   return p ? { cameraNode: p.cameraNode, sfu: p.sfu, recorder: p.recorder ?? null, detector: p.detector ?? null, problem: p.problem, since: p.since } : null;
 }
+
+const SDP = { contentType: 'application/sdp' } as const;
+
+const HealthSchema = z.strictObject({
+  status: z.literal('ok'),
+  version: z.string(),
+  /** This instance's node id. */
+  node: z.string(),
+  database: z.string(),
+  bus: z.string(),
+  leading: z.boolean(),
+  uptimeS: z.number().int(),
+});
+
+/**
+ * PUT and PATCH bodies. The store checks the merged result against CameraSchema itself (a source sent
+ * back as read keeps its stored credentials), so these describe what a client sends.
+ */
+const CameraReplaceSchema = CameraSchema.partial({ id: true });
+const CameraMergeSchema = CameraSchema.partial();
 
 function cameraId(req: Request): string {
   const id = String(req.params.id ?? '');
@@ -133,10 +182,11 @@ export function routes(deps: AppDeps): Route[] {
       });
     }
   };
-  return [
+  const table: Route[] = [
     {
       method: 'GET', path: '/api/health', permission: 'public',
       summary: 'Whether the process is up, with its version',
+      responses: { 200: HealthSchema },
       handler: async (_req, res) => {
         res.json({
           status: 'ok', version: deps.version, node: deps.cluster.id, database: deps.db.kind, bus: deps.cluster.bus.kind,
@@ -147,6 +197,7 @@ export function routes(deps: AppDeps): Route[] {
     {
       method: 'GET', path: '/api/cameras', permission: Permission.CamerasRead,
       summary: 'The cameras you may see, with their status',
+      responses: { 200: z.array(CameraViewSchema) },
       handler: async (_req, res) => {
         const p = principal(res);
         res.json((await store.list()).filter((c) => canSeeCamera(p, c.config.id)).map((c) => cameraView(c, runtime)));
@@ -155,6 +206,8 @@ export function routes(deps: AppDeps): Route[] {
     {
       method: 'POST', path: '/api/cameras', permission: Permission.CamerasManage, body: 'json',
       summary: 'Add a camera: { id, name?, enabled?, source: { kind, … } }',
+      request: { body: CameraSchema },
+      responses: { 201: CameraViewSchema, 202: QueuedChangeSchema, 409: ErrorBodySchema },
       handler: (req, res) =>
         orQueue(req, res, 'create', String((req.body as { id?: unknown })?.id ?? ''), req.body, async () => {
           const cam = await store.create(req.body);
@@ -166,6 +219,7 @@ export function routes(deps: AppDeps): Route[] {
     {
       method: 'GET', path: '/api/cameras/:id', permission: Permission.CamerasRead, camera: true,
       summary: 'One camera with its status',
+      responses: { 200: CameraViewSchema },
       handler: async (req, res) => {
         res.json(cameraView(await mustGet(cameraId(req)), runtime));
       },
@@ -173,6 +227,8 @@ export function routes(deps: AppDeps): Route[] {
     {
       method: 'PUT', path: '/api/cameras/:id', permission: Permission.CamerasManage, camera: true, body: 'json',
       summary: "Replace a camera's configuration",
+      request: { body: CameraReplaceSchema },
+      responses: { 200: CameraViewSchema, 202: QueuedChangeSchema },
       handler: (req, res) =>
         orQueue(req, res, 'replace', cameraId(req), req.body, async () => {
           const cam = await store.update(cameraId(req), req.body, 'replace');
@@ -184,6 +240,8 @@ export function routes(deps: AppDeps): Route[] {
     {
       method: 'PATCH', path: '/api/cameras/:id', permission: Permission.CamerasManage, camera: true, body: 'json',
       summary: "Change some fields of a camera's configuration",
+      request: { body: CameraMergeSchema },
+      responses: { 200: CameraViewSchema, 202: QueuedChangeSchema },
       handler: (req, res) =>
         orQueue(req, res, 'merge', cameraId(req), req.body, async () => {
           const cam = await store.update(cameraId(req), req.body, 'merge');
@@ -195,6 +253,7 @@ export function routes(deps: AppDeps): Route[] {
     {
       method: 'DELETE', path: '/api/cameras/:id', permission: Permission.CamerasManage, camera: true,
       summary: 'Remove a camera',
+      responses: { 204: 'empty', 202: QueuedChangeSchema },
       handler: (req, res) =>
         orQueue(req, res, 'remove', cameraId(req), undefined, async () => {
           if (!(await store.remove(cameraId(req)))) throw new ApiError('CAMERA_NOT_FOUND', `no camera with id '${cameraId(req)}'`);
@@ -205,6 +264,7 @@ export function routes(deps: AppDeps): Route[] {
     {
       method: 'POST', path: '/api/cameras/:id/whep', permission: Permission.Live, camera: true, body: 'sdp', limit: 'whep',
       summary: 'Watch a camera: WHEP offer (application/sdp) → 201 with the SDP answer and Location',
+      responses: { 201: SDP, 406: ErrorBodySchema, 409: ErrorBodySchema },
       handler: async (req, res) => {
         const id = cameraId(req);
         await mustGet(id);
@@ -223,6 +283,7 @@ export function routes(deps: AppDeps): Route[] {
     {
       method: 'DELETE', path: '/api/cameras/:id/whep/:session', permission: Permission.Live, camera: true,
       summary: 'Stop watching (the Location returned by the WHEP POST)',
+      responses: { 200: 'empty' },
       handler: async (req, res) => {
         try {
           await whep.deleteViewer(cameraId(req), String(req.params.session));
@@ -235,6 +296,7 @@ export function routes(deps: AppDeps): Route[] {
     {
       method: 'PATCH', path: '/api/cameras/:id/whep/:session', permission: Permission.Live, camera: true,
       summary: 'Trickle ICE and ICE restart are not supported (WHEP allows 405); the answer already has every candidate',
+      responses: { 405: ErrorBodySchema },
       handler: (_req, res) => {
         res.setHeader('Allow', 'DELETE');
         throw new ApiError('METHOD_NOT_ALLOWED', 'trickle ICE and ICE restarts are not supported; the answer carries every candidate');
@@ -243,6 +305,7 @@ export function routes(deps: AppDeps): Route[] {
     {
       method: 'POST', path: '/api/cameras/:id/whip', permission: Permission.Control, camera: true, body: 'sdp',
       summary: 'Publish to a whip camera: WHIP offer (application/sdp, RFC 9725) → 201 with the SDP answer and Location; a new publisher replaces the one before',
+      responses: { 201: SDP, 406: ErrorBodySchema, 409: ErrorBodySchema },
       handler: async (req, res) => {
         const id = cameraId(req);
         const cam = await mustGet(id);
@@ -263,6 +326,7 @@ export function routes(deps: AppDeps): Route[] {
     {
       method: 'DELETE', path: '/api/cameras/:id/whip/:session', permission: Permission.Control, camera: true,
       summary: 'Stop publishing (the Location returned by the WHIP POST)',
+      responses: { 200: 'empty' },
       handler: async (req, res) => {
         if (!whip) throw new ApiError('SESSION_NOT_FOUND', 'this server does not take WHIP publishers');
         try {
@@ -276,6 +340,7 @@ export function routes(deps: AppDeps): Route[] {
     {
       method: 'PATCH', path: '/api/cameras/:id/whip/:session', permission: Permission.Control, camera: true,
       summary: 'Trickle ICE and ICE restart are not supported (WHIP allows 405); the answer already has every candidate',
+      responses: { 405: ErrorBodySchema },
       handler: (_req, res) => {
         res.setHeader('Allow', 'DELETE');
         throw new ApiError('METHOD_NOT_ALLOWED', 'trickle ICE and ICE restarts are not supported; the offer must carry every candidate');
@@ -284,6 +349,7 @@ export function routes(deps: AppDeps): Route[] {
     {
       method: 'GET', path: '/metrics', permission: Permission.MetricsRead,
       summary: 'Prometheus metrics of this process (a token with metrics:read for the scraper)',
+      responses: { 200: { contentType: 'text/plain' } },
       handler: async (_req, res) => {
         const m = await metricsText();
         res.type(m.contentType).send(m.body);
@@ -295,6 +361,9 @@ export function routes(deps: AppDeps): Route[] {
     ...alertRoutes(deps.alerts ?? null, { append: (e) => auth.audit.append(e) }, trustProxy),
     ...eventRoutes({ events: deps.events ?? null, archive: deps.archive?.archive ?? null, store, audit: { append: (e) => auth.audit.append(e) }, trustProxy }),
   ];
+  // The API's own description, made from this table (read when asked for, so it is always the whole table).
+  table.push(...docsRoutes(() => table, deps.version));
+  return table;
 }
 
 const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);

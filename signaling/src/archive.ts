@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Request, Response } from 'express';
+import { z } from 'zod';
 import { CAMERA_ID_PATTERN } from '@cctv/core';
 import { requireExecutable } from '@cctv/core';
 import { exportClip, minuteThumbnail, timeline, verifyArchive, vodPlaylist, type Archive, type Recorder, type SegmentRow, type Storage } from '@cctv/recorder';
@@ -10,6 +11,7 @@ import { AuditAction, type AuditLog } from './auth/audit.js';
 import { principal, requestMeta } from './auth/routes.js';
 import { Permission } from './auth/permissions.js';
 import { ApiError } from './errors.js';
+import { IsoTime, TimeParam } from './schemas.js';
 import type { Route } from './app.js';
 
 /** What the archive routes read: the database rows, the storage (read through its worker), the local spool. */
@@ -70,6 +72,34 @@ function bodyRange(body: unknown): { fromMs: number; toMs: number } {
   return { fromMs, toMs };
 }
 
+// The archive's query and body checks are written by hand (their messages name the field); these
+// schemas describe them for the API document.
+const TimeRangeQuerySchema = z.strictObject({ from: TimeParam.optional(), to: TimeParam.optional() });
+const BodyTime = z.union([z.number(), IsoTime]).describe('ISO 8601 time or milliseconds since 1970');
+const RangeBodySchema = z.strictObject({ from: BodyTime, to: BodyTime });
+const ProtectBodySchema = z.strictObject({ from: BodyTime, to: BodyTime, reason: z.string().min(1).max(500) });
+const VerifyBodySchema = z.strictObject({ cameras: z.array(z.string().regex(CAMERA_ID_PATTERN)).optional(), rehash: z.boolean().optional() });
+const Range = { startMs: z.number(), endMs: z.number() };
+const TimelineSchema = z.strictObject({
+  camera: z.string(), fromMs: z.number(), toMs: z.number(),
+  recorded: z.array(z.strictObject(Range)),
+  gaps: z.array(z.strictObject({ ...Range, reason: z.string().nullable() })),
+  recordedMs: z.number(), bytes: z.number(),
+});
+const ExportSchema = z.strictObject({ mp4: z.string(), proof: z.string(), sha256: z.string(), bytes: z.number().int(), segments: z.number().int() });
+const ProtectedSchema = z.strictObject({
+  protected: z.array(z.strictObject({ id: z.number().int(), from: IsoTime, to: IsoTime, reason: z.string(), by: z.string(), at: IsoTime })),
+});
+const ArchiveStateSchema = z.strictObject({
+  recorder: z.looseObject({ id: z.string() }).nullable(),
+  storage: z.looseObject({ id: z.string(), available: z.boolean() }).nullable(),
+  cameras: z.array(z.strictObject({ id: z.string(), bytes: z.number() })),
+});
+const VerifyReportSchema = z.looseObject({
+  ok: z.boolean(), cameras: z.array(z.string()), segments: z.number().int(), bytes: z.number(),
+  findings: z.array(z.looseObject({ camera: z.string(), detail: z.string() })), manifests: z.number().int(), durationMs: z.number(),
+});
+
 /** The archive's routes: timeline, VOD playlist, init sections and segments, protection, status, verify. */
 export function archiveRoutes(access: ArchiveAccess | null, auth: { audit: AuditLog }, trustProxy: boolean): Route[] {
   const need = (): ArchiveAccess => {
@@ -98,6 +128,8 @@ export function archiveRoutes(access: ArchiveAccess | null, auth: { audit: Audit
     {
       method: 'GET', path: '/api/cameras/:id/archive/timeline', permission: Permission.Archive, camera: true,
       summary: 'Recorded ranges and gaps (with reasons) of a camera between from and to (default the last 24 h; at most 400 days)',
+      request: { query: TimeRangeQuerySchema },
+      responses: { 200: TimelineSchema },
       handler: async (req, res) => {
         const { fromMs, toMs } = timeRange(req, DAY, 400 * DAY);
         res.json(await timeline(need().archive, camera(req), fromMs, toMs));
@@ -106,6 +138,8 @@ export function archiveRoutes(access: ArchiveAccess | null, auth: { audit: Audit
     {
       method: 'GET', path: '/api/cameras/:id/archive/playlist.m3u8', permission: Permission.Archive, camera: true,
       summary: 'A VOD HLS playlist (fMP4) of a camera between from and to (default the last hour; at most 24 h), across gaps',
+      request: { query: TimeRangeQuerySchema },
+      responses: { 200: { contentType: 'application/vnd.apple.mpegurl' } },
       handler: async (req, res) => {
         const { fromMs, toMs } = timeRange(req, 3_600_000, MAX_PLAYLIST_MS);
         const id = camera(req);
@@ -119,6 +153,7 @@ export function archiveRoutes(access: ArchiveAccess | null, auth: { audit: Audit
     {
       method: 'GET', path: '/api/cameras/:id/archive/init/:file', permission: Permission.Archive, camera: true,
       summary: 'The init section (fMP4 ftyp+moov) a playlist names, by its SHA-256',
+      responses: { 200: { contentType: 'video/mp4' } },
       handler: async (req, res) => {
         const m = /^([0-9a-f]{64})\.mp4$/.exec(String(req.params.file));
         if (!m) throw new ApiError('SEGMENT_NOT_FOUND', 'no such init section');
@@ -131,6 +166,7 @@ export function archiveRoutes(access: ArchiveAccess | null, auth: { audit: Audit
     {
       method: 'GET', path: '/api/cameras/:id/archive/segments/:file', permission: Permission.Archive, camera: true,
       summary: 'One recorded segment (fMP4) a playlist names',
+      responses: { 200: { contentType: 'video/iso.segment' } },
       handler: async (req, res) => {
         const m = /^(\d{1,15})\.m4s$/.exec(String(req.params.file));
         if (!m) throw new ApiError('SEGMENT_NOT_FOUND', 'no such segment');
@@ -146,6 +182,8 @@ export function archiveRoutes(access: ArchiveAccess | null, auth: { audit: Audit
     {
       method: 'POST', path: '/api/cameras/:id/archive/exports', permission: Permission.Export, camera: true, body: 'json',
       summary: 'Export a range (at most 6 h) as one MP4 with a signed proof: { from, to } → links to both',
+      request: { body: RangeBodySchema },
+      responses: { 201: ExportSchema },
       handler: async (req, res) => {
         const a = need();
         const { fromMs, toMs } = bodyRange(req.body);
@@ -179,6 +217,7 @@ export function archiveRoutes(access: ArchiveAccess | null, auth: { audit: Audit
     {
       method: 'GET', path: '/api/cameras/:id/archive/exports/:file', permission: Permission.Export, camera: true,
       summary: 'Download an exported clip (.mp4) or its proof (.proof.json)',
+      responses: { 200: { contentType: ['video/mp4', 'application/json'] } },
       handler: async (req, res) => {
         const id = camera(req);
         const file = String(req.params.file);
@@ -192,6 +231,8 @@ export function archiveRoutes(access: ArchiveAccess | null, auth: { audit: Audit
     {
       method: 'GET', path: '/api/cameras/:id/archive/thumbnail', permission: Permission.Archive, camera: true,
       summary: 'A small JPEG of the minute holding ?at= (ISO 8601 or ms): its first keyframe, made once and kept',
+      request: { query: z.strictObject({ at: TimeParam }) },
+      responses: { 200: { contentType: 'image/jpeg' } },
       handler: async (req, res) => {
         const a = need();
         const v = req.query.at;
@@ -209,6 +250,7 @@ export function archiveRoutes(access: ArchiveAccess | null, auth: { audit: Audit
     {
       method: 'GET', path: '/api/cameras/:id/archive/protected', permission: Permission.Archive, camera: true,
       summary: 'Ranges of a camera protected from retention',
+      responses: { 200: ProtectedSchema },
       handler: async (req, res) => {
         const rows = await need().archive.db.query<{ id: number; start_ms: number; end_ms: number; reason: string; created_by: string; created_at: Date }>(
           'SELECT id, start_ms, end_ms, reason, created_by, created_at FROM protected_ranges WHERE camera_id = $1 ORDER BY start_ms', [camera(req)]);
@@ -218,6 +260,8 @@ export function archiveRoutes(access: ArchiveAccess | null, auth: { audit: Audit
     {
       method: 'POST', path: '/api/cameras/:id/archive/protected', permission: Permission.Export, camera: true, body: 'json',
       summary: 'Protect a range of a camera from retention: { from, to, reason }',
+      request: { body: ProtectBodySchema },
+      responses: { 201: z.strictObject({ id: z.number().int() }) },
       handler: async (req, res) => {
         const b = (req.body ?? {}) as { reason?: unknown };
         const { fromMs, toMs } = bodyRange(req.body);
@@ -233,6 +277,7 @@ export function archiveRoutes(access: ArchiveAccess | null, auth: { audit: Audit
     {
       method: 'DELETE', path: '/api/cameras/:id/archive/protected/:pid', permission: Permission.Export, camera: true,
       summary: 'Lift a protection (retention may then remove the range)',
+      responses: { 204: 'empty' },
       handler: async (req, res) => {
         const pid = Number(req.params.pid);
         if (!Number.isInteger(pid)) throw new ApiError('NOT_FOUND', 'no such protection');
@@ -246,6 +291,7 @@ export function archiveRoutes(access: ArchiveAccess | null, auth: { audit: Audit
     {
       method: 'GET', path: '/api/archive', permission: Permission.NodesRead,
       summary: 'The archive\'s state: storage (available, problem, free space), spool backlog, cameras recording',
+      responses: { 200: ArchiveStateSchema },
       handler: async (_req, res) => {
         const a = need();
         const totals = await a.archive.bytesByCamera();
@@ -259,6 +305,8 @@ export function archiveRoutes(access: ArchiveAccess | null, auth: { audit: Audit
     {
       method: 'POST', path: '/api/archive/verify', permission: Permission.AuditRead, body: 'json',
       summary: 'Re-hash the archive and walk its chains: names every altered, missing, inserted or edited segment ({ cameras?, rehash? })',
+      request: { body: VerifyBodySchema },
+      responses: { 200: VerifyReportSchema },
       handler: async (req, res) => {
         const a = need();
         if (!a.storage) throw new ApiError('STORAGE_UNAVAILABLE', 'this server cannot reach the archive storage');

@@ -1,4 +1,5 @@
 import type { Request, Response } from 'express';
+import { z } from 'zod';
 import { CAMERA_ID_PATTERN } from '@cctv/core';
 import type { Archive, EventStore, MotionEvent } from '@cctv/recorder';
 import { AuditAction, type AuditLog } from './auth/audit.js';
@@ -7,6 +8,7 @@ import { Permission, can, canSeeCamera, type Principal } from './auth/permission
 import { timeRange } from './archive.js';
 import type { CameraStore } from './cameras.js';
 import { ApiError } from './errors.js';
+import { TimeParam } from './schemas.js';
 import type { Route } from './app.js';
 
 const DAY = 86_400_000;
@@ -45,6 +47,27 @@ function numberParam(req: Request, name: string, min: number, max: number, fallb
   return n;
 }
 
+/** Checked by hand in the handler (its messages name the field); this describes it. */
+const EventsQuerySchema = z.strictObject({
+  camera: z.string().optional().describe('Camera ids, comma-separated or repeated; default every camera you may see'),
+  from: TimeParam.optional(),
+  to: TimeParam.optional(),
+  zone: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_-]{0,31}$/).optional(),
+  limit: z.coerce.number().int().min(1).max(200).optional(),
+  minScore: z.coerce.number().min(0).max(1).optional(),
+  cursor: z.string().optional().describe('The `next` of the previous page'),
+});
+const EventViewSchema = z.strictObject({
+  id: z.number().int(), camera: z.string(), kind: z.literal('motion'), startMs: z.number(), endMs: z.number().nullable(),
+  peakScore: z.number(), zones: z.array(z.string()),
+  box: z.strictObject({ x: z.number(), y: z.number(), w: z.number(), h: z.number() }).nullable(),
+  node: z.string(), hasThumbnail: z.boolean(), protectedId: z.number().int().nullable(), thumbnailUrl: z.string().nullable(),
+});
+const EventPageSchema = z.strictObject({ events: z.array(EventViewSchema), next: z.string().nullable() });
+const EventDetailSchema = EventViewSchema.extend({
+  recording: z.strictObject({ from: z.number(), to: z.number(), playlistUrl: z.string() }).nullable(),
+});
+
 /** The motion events' routes: search (keyset pages), one event, its thumbnail, protection. */
 export function eventRoutes(deps: { events: EventStore | null; archive: Archive | null; store: CameraStore; audit: Pick<AuditLog, 'append'>; trustProxy: boolean }): Route[] {
   const need = (): EventStore => {
@@ -73,6 +96,8 @@ export function eventRoutes(deps: { events: EventStore | null; archive: Archive 
     {
       method: 'GET', path: '/api/events', permission: Permission.Archive,
       summary: 'Motion events, newest first: by cameras, time range (default the last 24 h), zone and minimum score; `next` is the cursor of the next page',
+      request: { query: EventsQuerySchema },
+      responses: { 200: EventPageSchema },
       handler: async (req, res) => {
         const p: Principal = principal(res);
         const { fromMs, toMs } = timeRange(req, DAY, 400 * DAY);
@@ -91,6 +116,7 @@ export function eventRoutes(deps: { events: EventStore | null; archive: Archive 
     {
       method: 'GET', path: '/api/events/:event', permission: Permission.Archive,
       summary: 'One motion event, with the recording around it when the archive has one',
+      responses: { 200: EventDetailSchema },
       handler: async (req, res) => {
         const e = await visible(req, res, Permission.Archive);
         let recording: { from: number; to: number; playlistUrl: string } | null = null;
@@ -107,6 +133,7 @@ export function eventRoutes(deps: { events: EventStore | null; archive: Archive 
     {
       method: 'GET', path: '/api/events/:event/thumbnail.jpg', permission: Permission.Archive,
       summary: 'The frame of an event with the moving region outlined (JPEG)',
+      responses: { 200: { contentType: 'image/jpeg' } },
       handler: async (req, res) => {
         const e = await visible(req, res, Permission.Archive);
         const jpeg = e.hasThumbnail ? await need().thumbnail(e.id) : null;
@@ -118,6 +145,7 @@ export function eventRoutes(deps: { events: EventStore | null; archive: Archive 
     {
       method: 'POST', path: '/api/events/:event/protect', permission: Permission.Export,
       summary: 'Keep an event\'s footage (10 s either side) from retention',
+      responses: { 200: z.strictObject({ protectedId: z.number().int() }) },
       handler: async (req, res) => {
         const e = await visible(req, res, Permission.Export);
         const p = principal(res);
@@ -130,6 +158,7 @@ export function eventRoutes(deps: { events: EventStore | null; archive: Archive 
     {
       method: 'DELETE', path: '/api/events/:event/protect', permission: Permission.Export,
       summary: 'Let retention have an event\'s footage again',
+      responses: { 204: 'empty' },
       handler: async (req, res) => {
         const e = await visible(req, res, Permission.Export);
         if (!(await need().unprotect(e.id))) throw new ApiError('EVENT_NOT_FOUND', `event ${e.id} is not protected`);

@@ -6,8 +6,9 @@ import { ApiError } from '../errors.js';
 import type { Route } from '../app.js';
 import { AuditAction } from './audit.js';
 import { ALL_PERMISSIONS, CAMERA_PERMISSIONS, Permission, ROLE_PERMISSIONS, type Principal } from './permissions.js';
-import { isSecureRequest, sessionCookie, type AuthService, type RequestMeta } from './service.js';
-import { PasswordSchema, type User } from './users.js';
+import { SecuritySettingsSchema, isSecureRequest, sessionCookie, type AuthService, type RequestMeta } from './service.js';
+import { NewUserSchema, PasswordSchema, UserChangeSchema, type User } from './users.js';
+import { ErrorBodySchema, IsoTime } from '../schemas.js';
 import type { Session } from './sessions.js';
 import type { ApiToken } from './tokens.js';
 
@@ -59,6 +60,44 @@ const AuditQuerySchema = z.strictObject({
   limit: z.coerce.number().int().min(1).max(1000).optional(),
 });
 
+const UserViewSchema = z.strictObject({
+  id: z.string(), username: z.string(), role: z.string(),
+  /** null: every camera with the role's permissions; otherwise permissions per camera. */
+  cameras: z.record(z.string(), z.array(z.string())).nullable(),
+  disabled: z.boolean(), totpEnabled: z.boolean(), createdAt: IsoTime, updatedAt: IsoTime,
+});
+const SessionViewSchema = z.strictObject({
+  id: z.string(), createdAt: IsoTime, expiresAt: IsoTime, lastSeenAt: IsoTime, twoFactorVerified: z.boolean(),
+  ip: z.string().nullable(), userAgent: z.string().nullable(), current: z.boolean(),
+});
+const TokenViewSchema = z.strictObject({
+  id: z.string(), name: z.string(), kind: z.enum(['short', 'api']), prefix: z.string(),
+  permissions: z.array(z.string()).nullable(), cameras: z.array(z.string()).nullable(),
+  createdAt: IsoTime, expiresAt: IsoTime.nullable(), lastUsedAt: IsoTime.nullable(), revokedAt: IsoTime.nullable(),
+});
+const Pending = z.enum(['verify', 'enroll']).nullable();
+const SignedInSchema = z.strictObject({ user: UserViewSchema, pending: Pending });
+const MeSchema = z.strictObject({
+  user: UserViewSchema, kind: z.enum(['user', 'token']), pending: Pending, permissions: z.array(z.string()),
+  /** null: every camera; otherwise the permissions held on each camera. */
+  cameras: z.record(z.string(), z.array(z.string())).nullable(),
+  require2fa: z.boolean(),
+});
+const ShortTokenSchema = z.strictObject({ token: z.string(), expiresAt: IsoTime });
+const TotpSetupSchema = z.strictObject({ secret: z.string(), uri: z.string(), qrSvg: z.string() });
+const RecoveryCodesSchema = z.strictObject({ recoveryCodes: z.array(z.string()) });
+const RolesSchema = z.strictObject({ roles: z.record(z.string(), z.array(z.string())), cameraPermissions: z.array(z.string()) });
+const AuditEntrySchema = z.strictObject({
+  seq: z.number().int(), at: IsoTime, actor: z.string(), actorKind: z.enum(['user', 'token', 'system', 'anonymous']), action: z.string(),
+  target: z.string().nullable(), cameraId: z.string().nullable(), ip: z.string().nullable(), details: z.record(z.string(), z.unknown()),
+  prevHash: z.string(), hash: z.string(),
+});
+const AuditPageSchema = z.strictObject({ entries: z.array(AuditEntrySchema), next: z.number().int().nullable() });
+const AuditVerifySchema = z.strictObject({
+  ok: z.boolean(), entries: z.number().int(),
+  breaks: z.array(z.looseObject({ seq: z.number().int(), kind: z.string(), message: z.string() })),
+});
+
 /** Sign-in, 2FA, sessions, tokens, users, security settings and the audit log. */
 export function authRoutes(auth: AuthService, opts: { trustProxy: boolean; issuer: string }): Route[] {
   const meta = (req: Request) => requestMeta(req, opts.trustProxy);
@@ -81,6 +120,8 @@ export function authRoutes(auth: AuthService, opts: { trustProxy: boolean; issue
     {
       method: 'POST', path: '/api/auth/login', permission: 'public', body: 'json',
       summary: 'Sign in with { username, password }: sets the session cookie; says whether a 2FA step is owed',
+      request: { body: SignInSchema },
+      responses: { 200: SignedInSchema, 401: ErrorBodySchema, 429: ErrorBodySchema },
       handler: async (req, res) => {
         const b = parseWith(SignInSchema, req.body);
         const r = await auth.signIn(b.username, b.password, meta(req));
@@ -91,6 +132,8 @@ export function authRoutes(auth: AuthService, opts: { trustProxy: boolean; issue
     {
       method: 'POST', path: '/api/auth/2fa/verify', permission: 'authenticated', allowPending: ['verify'], body: 'json',
       summary: 'Finish a sign-in with { code } from the authenticator app or { recoveryCode }',
+      request: { body: SecondFactorSchema },
+      responses: { 204: 'empty', 409: ErrorBodySchema },
       handler: async (req, res) => {
         const b = parseWith(SecondFactorSchema, req.body);
         if (principal(res).pending !== 'verify') throw new ApiError('TWO_FACTOR_STATE', 'this session has no 2FA code owed');
@@ -101,6 +144,7 @@ export function authRoutes(auth: AuthService, opts: { trustProxy: boolean; issue
     {
       method: 'POST', path: '/api/auth/logout', permission: 'authenticated', allowPending: ['verify', 'enroll'],
       summary: 'Sign out of this session',
+      responses: { 204: 'empty' },
       handler: async (req, res) => {
         const p = principal(res);
         if (p.sessionId) await auth.sessions.invalidate(p.sessionId);
@@ -112,6 +156,7 @@ export function authRoutes(auth: AuthService, opts: { trustProxy: boolean; issue
     {
       method: 'POST', path: '/api/auth/logout-all', permission: 'authenticated', allowPending: ['verify', 'enroll'],
       summary: 'Sign out everywhere: end every session of this user',
+      responses: { 204: 'empty' },
       handler: async (req, res) => {
         const n = await auth.sessions.invalidateUser(principal(res).userId!);
         await audit(res, req, AuditAction.SignOutEverywhere, { details: { sessions: n } });
@@ -122,6 +167,7 @@ export function authRoutes(auth: AuthService, opts: { trustProxy: boolean; issue
     {
       method: 'GET', path: '/api/auth/me', permission: 'authenticated', allowPending: ['verify', 'enroll'],
       summary: 'Who is signed in: user, pending 2FA step, permissions and cameras',
+      responses: { 200: MeSchema },
       handler: async (_req, res) => {
         const p = principal(res);
         const u = await me(res);
@@ -135,6 +181,8 @@ export function authRoutes(auth: AuthService, opts: { trustProxy: boolean; issue
     {
       method: 'POST', path: '/api/auth/token', permission: 'public', body: 'json',
       summary: 'A short-lived Bearer token for scripts and WHEP clients: { username, password, totp? } → { token, expiresAt }',
+      request: { body: TokenRequestSchema },
+      responses: { 200: ShortTokenSchema, 401: ErrorBodySchema, 403: ErrorBodySchema, 429: ErrorBodySchema },
       handler: async (req, res) => {
         const b = parseWith(TokenRequestSchema, req.body);
         res.json(await auth.issueShortToken(b, meta(req)));
@@ -143,6 +191,8 @@ export function authRoutes(auth: AuthService, opts: { trustProxy: boolean; issue
     {
       method: 'POST', path: '/api/auth/password', permission: 'authenticated', body: 'json',
       summary: 'Change your password: { current, password }; other sessions end',
+      request: { body: PasswordChangeSchema },
+      responses: { 204: 'empty' },
       handler: async (req, res) => {
         const b = parseWith(PasswordChangeSchema, req.body);
         const u = await me(res);
@@ -156,6 +206,7 @@ export function authRoutes(auth: AuthService, opts: { trustProxy: boolean; issue
     {
       method: 'POST', path: '/api/auth/2fa/setup', permission: 'authenticated', allowPending: ['enroll'],
       summary: 'Start 2FA set-up: a new key as an otpauth URI, its QR code (SVG) and the key in text',
+      responses: { 200: TotpSetupSchema, 409: ErrorBodySchema },
       handler: async (_req, res) => {
         const u = await me(res);
         if (u.totpEnabled) throw new ApiError('TWO_FACTOR_STATE', '2FA is already on; turn it off first to change the key');
@@ -167,6 +218,8 @@ export function authRoutes(auth: AuthService, opts: { trustProxy: boolean; issue
     {
       method: 'POST', path: '/api/auth/2fa/enable', permission: 'authenticated', allowPending: ['enroll'], body: 'json',
       summary: 'Confirm 2FA set-up with { code }: turns 2FA on and returns ten recovery codes, shown once',
+      request: { body: CodeSchema },
+      responses: { 200: RecoveryCodesSchema },
       handler: async (req, res) => {
         const p = principal(res);
         const b = parseWith(CodeSchema, req.body);
@@ -180,6 +233,8 @@ export function authRoutes(auth: AuthService, opts: { trustProxy: boolean; issue
     {
       method: 'POST', path: '/api/auth/2fa/disable', permission: 'authenticated', body: 'json',
       summary: 'Turn 2FA off, confirmed with { password }; refused when the site requires 2FA for your role',
+      request: { body: DisableTotpSchema },
+      responses: { 204: 'empty' },
       handler: async (req, res) => {
         const b = parseWith(DisableTotpSchema, req.body);
         const u = await me(res);
@@ -193,6 +248,8 @@ export function authRoutes(auth: AuthService, opts: { trustProxy: boolean; issue
     {
       method: 'POST', path: '/api/auth/2fa/recovery-codes', permission: 'authenticated', body: 'json',
       summary: 'Replace your recovery codes, confirmed with { code }: ten new ones, shown once',
+      request: { body: CodeSchema },
+      responses: { 200: RecoveryCodesSchema, 409: ErrorBodySchema },
       handler: async (req, res) => {
         const b = parseWith(CodeSchema, req.body);
         const u = await me(res);
@@ -206,6 +263,7 @@ export function authRoutes(auth: AuthService, opts: { trustProxy: boolean; issue
     {
       method: 'GET', path: '/api/auth/sessions', permission: 'authenticated',
       summary: 'Your sessions (browsers signed in), the current one marked',
+      responses: { 200: z.array(SessionViewSchema) },
       handler: async (_req, res) => {
         const p = principal(res);
         res.json((await auth.sessions.listForUser(p.userId!)).map((s) => sessionView(s, p.sessionId)));
@@ -214,6 +272,7 @@ export function authRoutes(auth: AuthService, opts: { trustProxy: boolean; issue
     {
       method: 'DELETE', path: '/api/auth/sessions/:session', permission: 'authenticated',
       summary: 'End one of your sessions',
+      responses: { 204: 'empty' },
       handler: async (req, res) => {
         const p = principal(res);
         if (!(await auth.sessions.invalidate(String(req.params.session), p.userId!))) throw new ApiError('SESSION_NOT_FOUND', 'no such session of yours');
@@ -224,6 +283,7 @@ export function authRoutes(auth: AuthService, opts: { trustProxy: boolean; issue
     {
       method: 'GET', path: '/api/tokens', permission: 'authenticated',
       summary: 'Your API tokens that still work (never the token itself)',
+      responses: { 200: z.array(TokenViewSchema) },
       handler: async (_req, res) => {
         res.json((await auth.tokens.listForUser(principal(res).userId!)).filter((t) => t.kind === 'api').map(tokenView));
       },
@@ -231,6 +291,8 @@ export function authRoutes(auth: AuthService, opts: { trustProxy: boolean; issue
     {
       method: 'POST', path: '/api/tokens', permission: 'authenticated', body: 'json',
       summary: 'Make an API token { name, permissions?, cameras?, expiresInDays? }; the token is in the answer only',
+      request: { body: NewTokenSchema },
+      responses: { 201: TokenViewSchema.extend({ token: z.string() }) },
       handler: async (req, res) => {
         const p = principal(res);
         if (p.kind === 'token') throw new ApiError('FORBIDDEN', 'a token cannot make tokens; sign in');
@@ -245,6 +307,7 @@ export function authRoutes(auth: AuthService, opts: { trustProxy: boolean; issue
     {
       method: 'DELETE', path: '/api/tokens/:token', permission: 'authenticated',
       summary: 'Revoke one of your API tokens',
+      responses: { 204: 'empty' },
       handler: async (req, res) => {
         const p = principal(res);
         if (!(await auth.tokens.revoke(String(req.params.token), p.userId!))) throw new ApiError('TOKEN_NOT_FOUND', 'no such token of yours');
@@ -255,6 +318,7 @@ export function authRoutes(auth: AuthService, opts: { trustProxy: boolean; issue
     {
       method: 'GET', path: '/api/roles', permission: 'authenticated',
       summary: 'What each role may do, and which permissions apply per camera',
+      responses: { 200: RolesSchema },
       handler: (_req, res) => {
         res.json({ roles: ROLE_PERMISSIONS, cameraPermissions: CAMERA_PERMISSIONS });
       },
@@ -262,6 +326,7 @@ export function authRoutes(auth: AuthService, opts: { trustProxy: boolean; issue
     {
       method: 'GET', path: '/api/users', permission: Permission.UsersManage,
       summary: 'Every user, with role and 2FA state',
+      responses: { 200: z.array(UserViewSchema) },
       handler: async (_req, res) => {
         res.json((await auth.users.list()).map(userView));
       },
@@ -269,6 +334,8 @@ export function authRoutes(auth: AuthService, opts: { trustProxy: boolean; issue
     {
       method: 'POST', path: '/api/users', permission: Permission.UsersManage, body: 'json',
       summary: 'Add a user { username, password, role, cameras? } (cameras: { cameraId: [permissions] }, or null for all)',
+      request: { body: NewUserSchema },
+      responses: { 201: UserViewSchema, 409: ErrorBodySchema },
       handler: async (req, res) => {
         const u = await auth.users.create(req.body);
         if (!u) throw new ApiError('USER_EXISTS', `a user named '${String((req.body as { username?: unknown }).username)}' exists`, { field: 'username' });
@@ -279,6 +346,7 @@ export function authRoutes(auth: AuthService, opts: { trustProxy: boolean; issue
     {
       method: 'GET', path: '/api/users/:user', permission: Permission.UsersManage,
       summary: 'One user, with role and 2FA state',
+      responses: { 200: UserViewSchema },
       handler: async (req, res) => {
         res.json(userView(await mustUser(String(req.params.user))));
       },
@@ -286,6 +354,8 @@ export function authRoutes(auth: AuthService, opts: { trustProxy: boolean; issue
     {
       method: 'PATCH', path: '/api/users/:user', permission: Permission.UsersManage, body: 'json',
       summary: "Change a user's role, cameras, disabled flag or password; disabling or a new password ends their sessions",
+      request: { body: UserChangeSchema },
+      responses: { 200: UserViewSchema },
       handler: async (req, res) => {
         const target = await mustUser(String(req.params.user));
         const p = principal(res);
@@ -302,6 +372,7 @@ export function authRoutes(auth: AuthService, opts: { trustProxy: boolean; issue
     {
       method: 'DELETE', path: '/api/users/:user', permission: Permission.UsersManage,
       summary: 'Remove a user (their sessions and tokens go with them)',
+      responses: { 204: 'empty' },
       handler: async (req, res) => {
         const target = await mustUser(String(req.params.user));
         if (target.id === principal(res).userId) throw new ApiError('FORBIDDEN', 'you cannot remove yourself');
@@ -313,6 +384,7 @@ export function authRoutes(auth: AuthService, opts: { trustProxy: boolean; issue
     {
       method: 'GET', path: '/api/users/:user/sessions', permission: Permission.UsersManage,
       summary: "A user's sessions",
+      responses: { 200: z.array(SessionViewSchema) },
       handler: async (req, res) => {
         const u = await mustUser(String(req.params.user));
         res.json((await auth.sessions.listForUser(u.id)).map((s) => sessionView(s, principal(res).sessionId)));
@@ -321,6 +393,7 @@ export function authRoutes(auth: AuthService, opts: { trustProxy: boolean; issue
     {
       method: 'DELETE', path: '/api/users/:user/sessions', permission: Permission.UsersManage,
       summary: "End every session of a user",
+      responses: { 204: 'empty' },
       handler: async (req, res) => {
         const u = await mustUser(String(req.params.user));
         const n = await auth.sessions.invalidateUser(u.id);
@@ -331,6 +404,7 @@ export function authRoutes(auth: AuthService, opts: { trustProxy: boolean; issue
     {
       method: 'GET', path: '/api/users/:user/tokens', permission: Permission.UsersManage,
       summary: "A user's tokens, also revoked and expired ones",
+      responses: { 200: z.array(TokenViewSchema) },
       handler: async (req, res) => {
         const u = await mustUser(String(req.params.user));
         res.json((await auth.tokens.listForUser(u.id, true)).map(tokenView));
@@ -339,6 +413,7 @@ export function authRoutes(auth: AuthService, opts: { trustProxy: boolean; issue
     {
       method: 'DELETE', path: '/api/users/:user/tokens/:token', permission: Permission.UsersManage,
       summary: "Revoke a user's token",
+      responses: { 204: 'empty' },
       handler: async (req, res) => {
         const u = await mustUser(String(req.params.user));
         if (!(await auth.tokens.revoke(String(req.params.token), u.id))) throw new ApiError('TOKEN_NOT_FOUND', 'no such token of that user');
@@ -349,6 +424,7 @@ export function authRoutes(auth: AuthService, opts: { trustProxy: boolean; issue
     {
       method: 'GET', path: '/api/security', permission: Permission.SettingsManage,
       summary: 'Site security settings: who must use 2FA',
+      responses: { 200: SecuritySettingsSchema },
       handler: (_req, res) => {
         res.json(auth.security);
       },
@@ -356,6 +432,8 @@ export function authRoutes(auth: AuthService, opts: { trustProxy: boolean; issue
     {
       method: 'PUT', path: '/api/security', permission: Permission.SettingsManage, body: 'json',
       summary: 'Set who must use 2FA: { require2fa: { all, roles } }',
+      request: { body: SecuritySettingsSchema },
+      responses: { 200: SecuritySettingsSchema },
       handler: async (req, res) => {
         const before = auth.security;
         const s = await auth.setSecurity(req.body);
@@ -366,6 +444,8 @@ export function authRoutes(auth: AuthService, opts: { trustProxy: boolean; issue
     {
       method: 'GET', path: '/api/audit', permission: Permission.AuditRead,
       summary: 'Search the audit log: ?actor=&action= (or area.*)&camera=&from=&to= (ISO 8601)&before=<seq>&limit=',
+      request: { query: AuditQuerySchema },
+      responses: { 200: AuditPageSchema },
       handler: async (req, res) => {
         const q = parseWith(AuditQuerySchema, req.query);
         const entries = await auth.audit.search({
@@ -385,6 +465,7 @@ export function authRoutes(auth: AuthService, opts: { trustProxy: boolean; issue
     {
       method: 'GET', path: '/api/audit/verify', permission: Permission.AuditRead,
       summary: 'Check the audit chain: every altered, missing or inserted entry',
+      responses: { 200: AuditVerifySchema },
       handler: async (_req, res) => {
         res.json(await auth.audit.verify());
       },

@@ -1,8 +1,10 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Request } from 'express';
+import { z } from 'zod';
 import { Channel, ROLES, ValidationError, type Config, type Role } from '@cctv/core';
 import type { Route } from '../app.js';
 import { ApiError } from '../errors.js';
+import { ErrorBodySchema, IsoTime } from '../schemas.js';
 import { AuditAction } from '../auth/audit.js';
 import { Permission, canSeeCamera } from '../auth/permissions.js';
 import { principal, requestMeta } from '../auth/routes.js';
@@ -71,6 +73,65 @@ export function nodeView(c: Cluster, id: string): Record<string, unknown> {
   };
 }
 
+const NodeViewSchema = z.looseObject({
+  id: z.string(),
+  roles: z.array(z.string()),
+  state: z.string(),
+  since: z.number().nullable(),
+  deathReason: z.string().nullable(),
+  drained: z.boolean(),
+  enrolled: z.boolean(),
+  leader: z.boolean(),
+  labels: z.record(z.string(), z.string()),
+  version: z.string().nullable(),
+  startedAt: z.number().nullable(),
+  lastHeartbeatAt: z.number().nullable(),
+  addresses: z.looseObject({}).nullable(),
+  load: z.looseObject({}).nullable(),
+  cameras: z.array(z.strictObject({ id: z.string(), state: z.string() })),
+  rooms: z.array(z.looseObject({ camera: z.string(), viewers: z.number() })),
+  clock: z.strictObject({ offsetMs: z.number().nullable(), warning: z.boolean(), ntp: z.unknown() }),
+  config: z.strictObject({ applied: z.number().nullable(), current: z.number(), upToDate: z.boolean().nullable() }),
+  history: z.array(z.unknown()),
+});
+const Roles = z.array(z.enum(ROLES)).min(1);
+/** Checked by hand in the handler (its messages name the field); this describes it. */
+const EnrollSchema = z.strictObject({
+  id: z.string().regex(NODE_ID),
+  roles: Roles,
+  publicKey: z.string().describe('PEM public key (SPKI)'),
+  boxPublicKey: z.string().describe('PEM public key (SPKI)'),
+  token: z.string().optional().describe('A one-time enrolment token (or give secret)'),
+  secret: z.string().optional().describe("The site's enrolment secret (or give token)"),
+});
+const EnrolledSchema = z.strictObject({ node: z.strictObject({ id: z.string(), roles: z.array(z.string()) }), sitePublicKey: z.string() });
+const EnrollmentTokenRequestSchema = z.strictObject({ roles: Roles.optional(), ttlS: z.number().int().min(60).max(30 * 86_400).optional() });
+const EnrollmentTokenSchema = z.strictObject({ token: z.string(), roles: z.array(z.string()), expiresAt: IsoTime });
+const ChangeRow = { id: z.string(), op: z.string(), camera: z.string(), at: IsoTime, actor: z.string() };
+const ClusterSchema = z.strictObject({
+  instance: z.string(),
+  leader: z.strictObject({ id: z.string().nullable(), epoch: z.number() }).nullable(),
+  leading: z.boolean(),
+  configVersion: z.number(),
+  bus: z.strictObject({ kind: z.string(), healthy: z.boolean() }),
+  database: z.strictObject({ kind: z.string(), available: z.boolean() }),
+  nodes: z.strictObject({ total: z.number().int(), alive: z.number().int() }),
+  placements: z.array(z.looseObject({ camera: z.string() })),
+  moves: z.array(z.looseObject({ camera: z.string() })),
+  pendingGaps: z.number().int(),
+  queuedChanges: z.array(z.strictObject(ChangeRow)),
+  failedChanges: z.array(z.strictObject({ ...ChangeRow, error: z.string() })),
+  warnings: z.array(z.string()),
+});
+/** Checked by hand in the handler; this describes it. */
+const GapsQuerySchema = z.strictObject({
+  camera: z.string().optional(),
+  from: IsoTime.optional(),
+  to: IsoTime.optional(),
+  limit: z.coerce.number().int().min(1).max(1000).optional(),
+});
+const GapSchema = z.strictObject({ camera: z.string(), start: IsoTime, end: IsoTime, durationMs: z.number(), reason: z.string().nullable() });
+
 /** Nodes, enrolment, drains, the cluster's state and gaps. */
 export function clusterRoutes(c: Cluster, auth: AuthService, config: Readonly<Config>, changes: ChangeQueue | null): Route[] {
   const trustProxy = config?.http.trustProxy ?? false;
@@ -95,6 +156,8 @@ export function clusterRoutes(c: Cluster, auth: AuthService, config: Readonly<Co
     {
       method: 'POST', path: '/api/nodes/enroll', permission: 'public', body: 'json',
       summary: 'A node enrols: { id, roles, publicKey, boxPublicKey, token | secret } → 201 { sitePublicKey }',
+      request: { body: EnrollSchema },
+      responses: { 201: EnrolledSchema, 403: ErrorBodySchema, 429: ErrorBodySchema },
       handler: async (req, res) => {
         const ip = requestMeta(req, trustProxy).ip;
         // Guessing tokens is throttled like guessing passwords.
@@ -133,6 +196,7 @@ export function clusterRoutes(c: Cluster, auth: AuthService, config: Readonly<Co
     {
       method: 'GET', path: '/api/nodes', permission: Permission.NodesRead,
       summary: 'Every node: role, state, load, cameras, clock offset, config version, last heartbeat',
+      responses: { 200: z.array(NodeViewSchema) },
       handler: (_req, res) => {
         res.json(allIds().map((id) => nodeView(c, id)));
       },
@@ -140,6 +204,7 @@ export function clusterRoutes(c: Cluster, auth: AuthService, config: Readonly<Co
     {
       method: 'GET', path: '/api/nodes/:id', permission: Permission.NodesRead,
       summary: 'One node, with its load over the last hour',
+      responses: { 200: NodeViewSchema },
       handler: (req, res) => {
         const id = nodeId(req);
         mustKnow(id);
@@ -149,16 +214,19 @@ export function clusterRoutes(c: Cluster, auth: AuthService, config: Readonly<Co
     {
       method: 'POST', path: '/api/nodes/:id/drain', permission: Permission.NodesManage,
       summary: 'Drain a node: it keeps running, its cameras move away and it gets no new ones',
+      responses: { 200: NodeViewSchema },
       handler: (req, res) => setDrained(req, res, true),
     },
     {
       method: 'POST', path: '/api/nodes/:id/undrain', permission: Permission.NodesManage,
       summary: 'Take a node back into placement',
+      responses: { 200: NodeViewSchema },
       handler: (req, res) => setDrained(req, res, false),
     },
     {
       method: 'DELETE', path: '/api/nodes/:id', permission: Permission.NodesManage,
       summary: "Revoke a node's enrolment: its heartbeats, answers and events are ignored from now on",
+      responses: { 204: 'empty', 400: ErrorBodySchema },
       handler: async (req, res) => {
         const id = nodeId(req);
         if (id === c.id) throw new ValidationError('id', 'is this signaling instance; stop it instead');
@@ -172,6 +240,8 @@ export function clusterRoutes(c: Cluster, auth: AuthService, config: Readonly<Co
     {
       method: 'POST', path: '/api/nodes/enrollment-tokens', permission: Permission.NodesManage, body: 'json',
       summary: 'A one-time enrolment token for a new node: { roles, ttlS? } → { token, expiresAt } (shown once)',
+      request: { body: EnrollmentTokenRequestSchema },
+      responses: { 201: EnrollmentTokenSchema },
       handler: async (req, res) => {
         const b = (req.body ?? {}) as Record<string, unknown>;
         const want = roles(b.roles ?? ['camera-node', 'sfu'], 'roles');
@@ -187,6 +257,7 @@ export function clusterRoutes(c: Cluster, auth: AuthService, config: Readonly<Co
     {
       method: 'GET', path: '/api/cluster', permission: Permission.NodesRead,
       summary: 'The cluster: leader, this instance, config version, bus and database, placements, recent moves, warnings',
+      responses: { 200: ClusterSchema },
       handler: async (_req, res) => {
         const p = principal(res);
         const nodes = allIds().map((id) => nodeView(c, id));
@@ -228,6 +299,8 @@ export function clusterRoutes(c: Cluster, auth: AuthService, config: Readonly<Co
     {
       method: 'GET', path: '/api/gaps', permission: Permission.CamerasRead,
       summary: 'Intervals in which a camera was not ingested: ?camera=&from=&to=&limit=',
+      request: { query: GapsQuerySchema },
+      responses: { 200: z.array(GapSchema), 404: ErrorBodySchema },
       handler: async (req, res) => {
         const p = principal(res);
         const q = req.query as Record<string, string | undefined>;
