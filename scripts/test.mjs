@@ -32,6 +32,8 @@ ensureCommand('ffmpeg', ['ffmpeg'], 'the tests run real cameras');
 ensureCommand('chromium', ['chromium'], 'the end-to-end tests drive a real browser');
 ensureCommand('bindfs', ['bindfs'], 'the archive tests serve a NAS through FUSE and kill it');
 ensureCommand('promtool', ['prometheus'], 'the monitoring test checks the alert rules and the dashboard\'s queries with Prometheus\' own parser');
+ensureCommand('shellcheck', ['shellcheck'], 'the deployment test checks deploy/install/install.sh with it');
+ensureCommand('systemd-analyze', ['systemd'], 'the deployment test checks the systemd units with it');
 ensureGstRtsp();
 await ensureServices();
 build();
