@@ -119,7 +119,9 @@ describe('the registry', () => {
       const t1 = Date.now();
       frozen.stopBeating();
       await until(() => dead.find((n) => n.id === 'frozen'), 'frozen dead', 2500);
-      expect(dead[1]).toMatchObject({ id: 'frozen', deathReason: 'lease' });
+      // (Looked up by id: under load a heartbeat 'crashing' sent just before its connection closed can
+      // arrive after it was declared dead and register it again for a moment, so it may die twice.)
+      expect(dead.find((n) => n.id === 'frozen')).toMatchObject({ id: 'frozen', deathReason: 'lease' });
       expect(Date.now() - t1).toBeGreaterThan(connectionMs);
       // Back: registered again.
       await frozen.beat();
