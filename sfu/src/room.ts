@@ -11,6 +11,7 @@ import { Transcoder } from './transcoder.js';
 import { Viewer, ViewerState } from './viewer.js';
 import { RtpSubscriber, type RtpSubscriberInfo, type RtpSubscription } from './subscriber.js';
 import dgram from 'node:dgram';
+import type { RTCPeerConnection } from 'werift';
 import { PLAYOUT_DELAY_URI, createPublisherPeer, createViewerPeer, type DtlsKeys } from './webrtc.js';
 
 const log = createLogger('sfu:room');
@@ -231,26 +232,8 @@ export class Room extends TypedEmitter<RoomEvents> {
       portRange: this.#s.portRange,
       dtlsKeys: this.#s.dtlsKeys,
     });
-    let answer: string;
-    try {
-      await pc.setRemoteDescription({ type: 'offer', sdp: serializeSdp(parsed) });
-      for (const t of pc.getTransceivers()) {
-        // We only send video, and nothing else: audio and extra video sections stay silent.
-        const isOurs = t.kind === 'video' && t.mLineIndex === videoIndex;
-        t.setDirection(isOurs ? 'sendonly' : 'inactive');
-        // DTLS server (a=setup:passive, RFC 5763 §5): the browser starts the handshake the moment ICE
-        // connects, instead of waiting for us (werift's client waits 100 ms before its first flight).
-        t.dtlsTransport.role = 'server';
-      }
-      await pc.setLocalDescription(await pc.createAnswer());
-      const local = pc.localDescription?.sdp;
-      if (!local) throw new Error('no local description');
-      const allowed = new Set(additional.length > 0 && this.#s.hostAddresses.length > 0 ? additional : []);
-      answer = rewriteCandidates(local, allowed, this.#s.announcedAddresses);
-    } catch (error) {
-      await pc.close().catch(() => {});
-      throw new ValidationError('sdp', `could not be answered: ${(error as Error).message}`, { cause: error });
-    }
+    // We only send video, and nothing else: audio and extra video sections stay silent.
+    const answer = await this.#answer(pc, serializeSdp(parsed), videoIndex, 'sendonly', additional);
 
     const track = choice.transcode ? await this.#h264Track() : this.#main!;
     const viewer = new Viewer({
@@ -318,25 +301,8 @@ export class Room extends TypedEmitter<RoomEvents> {
       portRange: this.#s.portRange,
       dtlsKeys: this.#s.dtlsKeys,
     });
-    let answer: string;
-    try {
-      await pc.setRemoteDescription({ type: 'offer', sdp: serializeSdp(parsed) });
-      for (const t of pc.getTransceivers()) {
-        // We take the one video section; audio and other sections are answered inactive.
-        const isOurs = t.kind === 'video' && t.mLineIndex === videoIndex;
-        t.setDirection(isOurs ? 'recvonly' : 'inactive');
-        // DTLS server (a=setup:passive, RFC 5763 §5), as for viewers: the publisher starts the handshake.
-        t.dtlsTransport.role = 'server';
-      }
-      await pc.setLocalDescription(await pc.createAnswer());
-      const local = pc.localDescription?.sdp;
-      if (!local) throw new Error('no local description');
-      const allowed = new Set(additional.length > 0 && this.#s.hostAddresses.length > 0 ? additional : []);
-      answer = rewriteCandidates(local, allowed, this.#s.announcedAddresses);
-    } catch (error) {
-      await pc.close().catch(() => {});
-      throw new ValidationError('sdp', `could not be answered: ${(error as Error).message}`, { cause: error });
-    }
+    // We take the one video section; audio and other sections are answered inactive.
+    const answer = await this.#answer(pc, serializeSdp(parsed), videoIndex, 'recvonly', additional);
     if (this.#closed) {
       await pc.close().catch(() => {});
       this.#assertOpen();
@@ -504,6 +470,31 @@ export class Room extends TypedEmitter<RoomEvents> {
     if (t) {
       await t.close();
       log.info({ camera: this.cameraId }, 'stopped the H.264 transcode');
+    }
+  }
+
+  /**
+   * Answers an offer on a peer connection made for it: the video section `videoIndex` in `direction`,
+   * every other section inactive, as the DTLS server (a=setup:passive, RFC 5763 §5: the peer starts the
+   * handshake the moment ICE connects, instead of waiting for werift's client, which waits 100 ms before
+   * its first flight), with only the host candidates this SFU offers. A failure closes the connection.
+   */
+  async #answer(pc: RTCPeerConnection, offer: string, videoIndex: number, dir: 'sendonly' | 'recvonly', additional: string[]): Promise<string> {
+    try {
+      await pc.setRemoteDescription({ type: 'offer', sdp: offer });
+      for (const t of pc.getTransceivers()) {
+        const isOurs = t.kind === 'video' && t.mLineIndex === videoIndex;
+        t.setDirection(isOurs ? dir : 'inactive');
+        t.dtlsTransport.role = 'server';
+      }
+      await pc.setLocalDescription(await pc.createAnswer());
+      const local = pc.localDescription?.sdp;
+      if (!local) throw new Error('no local description');
+      const allowed = new Set(additional.length > 0 && this.#s.hostAddresses.length > 0 ? additional : []);
+      return rewriteCandidates(local, allowed, this.#s.announcedAddresses);
+    } catch (error) {
+      await pc.close().catch(() => {});
+      throw new ValidationError('sdp', `could not be answered: ${(error as Error).message}`, { cause: error });
     }
   }
 
