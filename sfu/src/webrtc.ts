@@ -68,13 +68,15 @@ export interface PeerOptions {
   dtlsKeys: DtlsKeys;
 }
 
-/** A send-only peer connection for one viewer, answering an offer that was cut down to one codec. */
-export function createViewerPeer(opts: PeerOptions): { pc: RTCPeerConnection; track: MediaStreamTrack } {
-  const pc = new RTCPeerConnection({
-    // No STUN/TURN: the SFU is reachable at its host (or announced) addresses. werift's default list
-    // points at a public STUN server, which would stall gathering on a closed network.
+/**
+ * A peer connection answering an offer cut down to one video codec: no STUN/TURN (the SFU is reachable at
+ * its host or announced addresses; werift's default list points at a public STUN server, which would
+ * stall gathering on a closed network) and ICE lite (RFC 8445 §2.5: the browser or publisher runs the
+ * checks; we only answer them). Audio is answered and left silent.
+ */
+function answeringPeer(opts: PublisherPeerOptions, playoutDelayId: number | null): RTCPeerConnection {
+  return new RTCPeerConnection({
     iceServers: [],
-    // ICE lite (RFC 8445 §2.5): the browser runs the checks; we only answer them. Fewer round trips.
     iceLite: true,
     iceUseIpv4: true,
     iceUseIpv6: false,
@@ -87,6 +89,7 @@ export function createViewerPeer(opts: PeerOptions): { pc: RTCPeerConnection; tr
           mimeType: opts.codec.mimeType,
           clockRate: opts.codec.clockRate,
           payloadType: opts.codec.payloadType,
+          // NACK for losses, PLI and FIR for keyframes: what the SFU's send and receive paths use.
           rtcpFeedback: opts.codec.rtcpFb.filter((f) => f === 'nack' || f === 'nack pli' || f === 'ccm fir').map((f) => {
             const [type, parameter] = f.split(' ');
             return parameter ? { type: type!, parameter } : { type: type! };
@@ -94,13 +97,15 @@ export function createViewerPeer(opts: PeerOptions): { pc: RTCPeerConnection; tr
           ...(opts.codec.fmtp ? { parameters: opts.codec.fmtp } : {}),
         }),
       ],
-      // An offer may carry audio; it is accepted and left silent.
       audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2 })],
     },
-    headerExtensions: { video: opts.playoutDelayId !== null ? [{ id: opts.playoutDelayId, uri: PLAYOUT_DELAY_URI }] : [], audio: [] },
+    headerExtensions: { video: playoutDelayId !== null ? [{ id: playoutDelayId, uri: PLAYOUT_DELAY_URI }] : [], audio: [] },
   });
-  const track = new MediaStreamTrack({ kind: 'video' });
-  return { pc, track };
+}
+
+/** A send-only peer connection for one viewer, answering an offer that was cut down to one codec. */
+export function createViewerPeer(opts: PeerOptions): { pc: RTCPeerConnection; track: MediaStreamTrack } {
+  return { pc: answeringPeer(opts, opts.playoutDelayId), track: new MediaStreamTrack({ kind: 'video' }) };
 }
 
 /** What a WHIP publisher's peer connection is set up with. */
@@ -114,34 +119,7 @@ export interface PublisherPeerOptions {
 
 /** A receive-only peer connection for one WHIP publisher, answering an offer cut down to one video codec. */
 export function createPublisherPeer(opts: PublisherPeerOptions): RTCPeerConnection {
-  return new RTCPeerConnection({
-    // As for viewers: no STUN/TURN, ICE lite, the publisher runs the checks against our host candidates.
-    iceServers: [],
-    iceLite: true,
-    iceUseIpv4: true,
-    iceUseIpv6: false,
-    iceAdditionalHostAddresses: opts.additionalHostAddresses,
-    icePortRange: opts.portRange,
-    dtls: { keys: opts.dtlsKeys as never },
-    codecs: {
-      video: [
-        new RTCRtpCodecParameters({
-          mimeType: opts.codec.mimeType,
-          clockRate: opts.codec.clockRate,
-          payloadType: opts.codec.payloadType,
-          // PLI is what we ask keyframes with; NACK lets werift's receiver ask the publisher for losses.
-          rtcpFeedback: opts.codec.rtcpFb.filter((f) => f === 'nack' || f === 'nack pli' || f === 'ccm fir').map((f) => {
-            const [type, parameter] = f.split(' ');
-            return parameter ? { type: type!, parameter } : { type: type! };
-          }),
-          ...(opts.codec.fmtp ? { parameters: opts.codec.fmtp } : {}),
-        }),
-      ],
-      // Audio is answered (so the offer stays valid) and made inactive: the cameras carry video only.
-      audio: [new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2 })],
-    },
-    headerExtensions: { video: [], audio: [] },
-  });
+  return answeringPeer(opts, null);
 }
 
 /**
