@@ -26,7 +26,8 @@ async function server(opts: Parameters<typeof RtspTestServer.start>[0] = {}): Pr
   return res.add(await RtspTestServer.start({ gop: 5, ...opts }), (s) => s.stop());
 }
 
-const live = (cam: Camera, timeoutMs = 15_000) => waitFor(() => `camera ${cam.id} to be live (${cam.state}: ${cam.status().lastError ?? ''})`, () => cam.state === CameraState.Live, timeoutMs);
+const live = (cam: Camera, rtsp?: RtspTestServer, timeoutMs = 15_000) =>
+  waitFor(() => `camera ${cam.id} to be live (${cam.state}: ${cam.status().lastError ?? ''}${rtsp ? `; ${rtsp.describe()}` : ''})`, () => cam.state === CameraState.Live, timeoutMs);
 
 /** The argv of the camera's processes, from /proc (what really runs, not what we think we ran). */
 function argvOf(cam: Camera): string[][] {
@@ -109,8 +110,8 @@ describe('rtsp source', () => {
 
     const inUrl = await node.addCamera(cameraConfig({ id: 'in-url', source: { kind: 'rtsp', url: rtsp.url(user, password) } }), sfu.address);
     const fields = await node.addCamera(cameraConfig({ id: 'fields', source: { kind: 'rtsp', url: rtsp.url(), username: user, password } }), sfu.address);
-    await live(inUrl);
-    await live(fields);
+    await live(inUrl, rtsp);
+    await live(fields, rtsp);
     // Without credentials the server refuses: the auth is real.
     const anon = await node.addCamera(cameraConfig({ id: 'anonymous', source: { kind: 'rtsp', url: rtsp.url() } }), sfu.address);
     await waitFor('the anonymous camera to be refused', () => /401/.test(anon.status().lastError ?? ''), 10_000);

@@ -35,6 +35,7 @@ export class RtspTestServer {
   readonly #opts: RtspServerOptions;
   #child: ChildProcess | null = null;
   #stderr: string[] = [];
+  #exited: string | null = null;
 
   private constructor(port: number, opts: RtspServerOptions) {
     this.port = port;
@@ -99,6 +100,12 @@ export class RtspTestServer {
     throw lastError;
   }
 
+  /** What the server is doing, for failure messages: its pid and whether it still runs, how it exited, its last stderr. */
+  describe(): string {
+    const state = this.running ? `running as pid ${String(this.pid)} on port ${this.port}` : `not running (${this.#exited ?? 'stopped by the test'})`;
+    return `rtsp-server.py ${state}; stderr: ${this.#stderr.slice(-5).join(' | ') || '(none)'}`;
+  }
+
   /** Last lines the server wrote on stderr (for failure messages). */
   get stderr(): string[] {
     return this.#stderr;
@@ -112,6 +119,10 @@ export class RtspTestServer {
     const child = spawnGuarded(PYTHON, args, ['ignore', 'pipe', 'pipe']);
     this.#child = child;
     this.#stderr = [];
+    this.#exited = null;
+    child.once('exit', (code, signal) => {
+      this.#exited = `exited with code ${String(code)}, signal ${String(signal)}`;
+    });
     child.stderr?.setEncoding('utf8');
     child.stderr?.on('data', (s: string) => {
       this.#stderr.push(...s.split('\n').filter(Boolean));
