@@ -20,6 +20,9 @@ export default defineConfig({
     globalSetup: ['./test/globalSetup.ts'],
     setupFiles: ['./test/setup.ts'],
     pool: 'forks',
+    // graphql-ws imports graphql's ESM build; run through Vite like our sources, it shares their one copy
+    // of graphql (otherwise the schema comes "from another module or realm").
+    server: { deps: { inline: ['graphql-ws'] } },
     testTimeout: 60_000,
     hookTimeout: 60_000,
     teardownTimeout: 20_000,

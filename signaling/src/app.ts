@@ -9,6 +9,7 @@ import { MAX_SDP_BYTES } from '@cctv/sfu';
 import { publicSource, type CameraStore, type StoredCamera } from './cameras.js';
 import { ApiError, toApiError } from './errors.js';
 import type { CameraRuntime, WhepTarget, WhipTarget } from './cluster/runtime.js';
+import { GraphqlApi } from './graphql/api.js';
 import type { Cluster } from './cluster/cluster.js';
 import { clusterRoutes } from './cluster/routes.js';
 import { AuditAction } from './auth/audit.js';
@@ -43,6 +44,8 @@ export interface AppDeps {
   events?: EventStore | null;
   /** Webhook endpoints and alert deliveries. */
   alerts?: AlertAdmin | null;
+  /** GraphQL (its WebSocket is served by the server's upgrade router); made here for HTTP alone when absent. */
+  graphql?: GraphqlApi | null;
   /** Folder of the built dashboard, or null when it is not built. */
   webDir: string | null;
   version: string;
@@ -361,6 +364,9 @@ export function routes(deps: AppDeps): Route[] {
     ...alertRoutes(deps.alerts ?? null, { append: (e) => auth.audit.append(e) }, trustProxy),
     ...eventRoutes({ events: deps.events ?? null, archive: deps.archive?.archive ?? null, store, audit: { append: (e) => auth.audit.append(e) }, trustProxy }),
   ];
+  // GraphQL runs the routes of this table (each field is one of them).
+  const graphql = deps.graphql ?? new GraphqlApi({ auth, sources: { statuses: runtime, motion: deps.cluster?.registry ?? null }, apiLimit: deps.config?.security.limits.apiPerPrincipal ?? [] });
+  table.push(...graphql.routes(() => table));
   // The API's own description, made from this table (read when asked for, so it is always the whole table).
   table.push(...docsRoutes(() => table, deps.version));
   return table;
@@ -388,12 +394,7 @@ export async function authorize(route: Route, req: Request, res: Response, deps:
     throw new ApiError('CSRF_FAILED', 'a request with the session cookie that changes something must come from this site (Origin header)');
   }
   if (p.pending && !route.allowPending?.includes(p.pending)) throw new ApiError(p.pending === 'verify' ? 'SECOND_FACTOR_PENDING' : 'ENROLLMENT_REQUIRED');
-  if (route.permission !== 'authenticated') {
-    const camera = route.camera ? String(req.params.id ?? '') : undefined;
-    if (camera !== undefined && !canSeeCamera(p, camera)) throw new ApiError('CAMERA_NOT_FOUND', `no camera with id '${camera.slice(0, 80)}'`);
-    const perCamera = (CAMERA_PERMISSIONS as readonly string[]).includes(route.permission);
-    if (!can(p, route.permission, perCamera ? camera : undefined)) throw new ApiError('FORBIDDEN', `this needs the permission ${route.permission}`);
-  }
+  checkPermission(route, p, route.camera ? String(req.params.id ?? '') : undefined);
   const who = p.tokenId ?? p.userId!;
   const limits = deps.config.security.limits;
   const d = await deps.auth.limiter.hit(`api:${who}`, limits.apiPerPrincipal);
@@ -403,6 +404,17 @@ export async function authorize(route: Route, req: Request, res: Response, deps:
     if (!w.ok) throw new ApiError('RATE_LIMITED', `too many new viewing sessions; try again in ${w.retryAfterS} s`, { retryAfterS: w.retryAfterS });
   }
   return p;
+}
+
+/**
+ * The route's permission, on its camera for a camera route (`camera`: the route's `:id`). A camera the
+ * principal may not see answers 404, as if it did not exist. GraphQL's fields are checked with this too.
+ */
+export function checkPermission(route: Pick<Route, 'permission' | 'camera'>, p: Principal, camera: string | undefined): void {
+  if (route.permission === 'public' || route.permission === 'authenticated') return;
+  if (route.camera && camera !== undefined && !canSeeCamera(p, camera)) throw new ApiError('CAMERA_NOT_FOUND', `no camera with id '${camera.slice(0, 80)}'`);
+  const perCamera = (CAMERA_PERMISSIONS as readonly string[]).includes(route.permission);
+  if (!can(p, route.permission, perCamera ? camera : undefined)) throw new ApiError('FORBIDDEN', `this needs the permission ${route.permission}`);
 }
 
 /** Whether the request's Origin is this server (scheme and host as the request reached us). */

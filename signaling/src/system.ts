@@ -16,6 +16,8 @@ import { ChangeQueue } from './changes.js';
 import { createCluster, localIdentity, type Cluster } from './cluster/cluster.js';
 import type { ClusterRuntime } from './cluster/runtime.js';
 import { EventHub } from './ws.js';
+import { GraphqlApi } from './graphql/api.js';
+import { routeUpgrades } from './upgrades.js';
 import { AuthService } from './auth/service.js';
 import { AuditAction } from './auth/audit.js';
 import { loadTls, type TlsMaterial } from './tls.js';
@@ -203,15 +205,18 @@ export async function startSystem(opts: StartOptions): Promise<System> {
 
     const changes = new ChangeQueue(join(dataDir, 'queued-changes.json'), store, auth.audit);
     closers.push(async () => changes.close());
-    const app = buildApp({ config, db, store, runtime: cluster.runtime, whep: cluster.runtime, whip: cluster.runtime, auth, cluster, changes, archive: archiveAccess, events, alerts, webDir: opts.webDir === undefined ? WEB_DIR : opts.webDir, version: VERSION });
+    const graphql = new GraphqlApi({ auth, sources: { statuses: cluster.runtime, motion: cluster.registry }, apiLimit: config.security.limits.apiPerPrincipal });
+    const app = buildApp({ config, db, store, runtime: cluster.runtime, whep: cluster.runtime, whip: cluster.runtime, auth, cluster, changes, archive: archiveAccess, events, alerts, graphql, webDir: opts.webDir === undefined ? WEB_DIR : opts.webDir, version: VERSION });
     const tls = await loadTls(config.http.tls, dataDir);
     const server: Server = tls ? createHttpsServer({ cert: tls.cert, key: tls.key }, app) : createServer(app);
     server.keepAliveTimeout = 5000;
     // Slow-loris bounds: a client gets this long to send its headers and its request.
     server.headersTimeout = 20_000;
     server.requestTimeout = 60_000;
-    const hub = new EventHub(server, store, cluster.runtime, auth);
+    const hub = new EventHub(store, cluster.runtime, auth);
     cluster.registry.on('motion', (n) => hub.motion(n));
+    // WebSockets: the dashboard's events at /api/ws, GraphQL (subscriptions) at /api/graphql.
+    const stopUpgrades = routeUpgrades(server, { '/api/ws': hub, '/api/graphql': graphql });
     await new Promise<void>((res, rej) => {
       server.once('error', (err: NodeJS.ErrnoException) =>
         rej(err.code === 'EADDRINUSE' ? new Error(`port ${config.http.port} on ${config.http.host} is in use; set CCTV_PORT to another port`, { cause: err }) : err),
@@ -219,7 +224,9 @@ export async function startSystem(opts: StartOptions): Promise<System> {
       server.listen(config.http.port, config.http.host, () => res());
     });
     closers.push(async () => {
+      stopUpgrades();
       await hub.close();
+      await graphql.close();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
     });

@@ -1,4 +1,4 @@
-import type { IncomingMessage, Server } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { createLogger, gauge, type CameraStatus, type MotionNotice } from '@cctv/core';
@@ -10,6 +10,7 @@ import type { ClusterRuntime } from './cluster/runtime.js';
 import { ApiError } from './errors.js';
 import { Permission, can, canSeeCamera, type Principal } from './auth/permissions.js';
 import type { AuthService } from './auth/service.js';
+import { SocketSessions, credentialsOf, upgradePrincipal, type SocketSession, type UpgradeTarget } from './upgrades.js';
 
 const log = createLogger('signaling:ws');
 
@@ -40,38 +41,26 @@ const wsClients = gauge('cctv_ws_clients', 'Dashboards connected to the event We
  * Pushes camera changes to every connected dashboard, each only about the cameras its user may see.
  * The connection is authorised at the upgrade, like any route (session cookie or Bearer token).
  */
-export class EventHub {
+export class EventHub implements UpgradeTarget {
   readonly #wss = new WebSocketServer({ noServer: true, maxPayload: 4096 });
-  readonly #clients = new Map<WebSocket, Principal>();
-  // The credentials each socket was opened with, to check them again while it stays open.
-  readonly #credentials = new Map<WebSocket, { cookie?: string; authorization?: string }>();
-  readonly #rechecker: NodeJS.Timeout;
+  // Open sockets with their principal, checked again while they stay open (sign-out, revocation).
+  readonly #clients: SocketSessions<SocketSession>;
+  readonly #auth: AuthService;
   readonly #timer: NodeJS.Timeout;
   readonly #pinger: NodeJS.Timeout;
   readonly #alive = new Set<WebSocket>();
   readonly #lastState = new Map<string, string>();
-  readonly #server: Server;
-  readonly #onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
-  constructor(server: Server, store: CameraStore, runtime: ClusterRuntime, auth: AuthService) {
-    this.#server = server;
-    this.#onUpgrade = (req, socket, head) => {
-      void this.#upgrade(req, socket, head, auth).catch((error: unknown) => {
-        const api = error instanceof ApiError ? error : new ApiError('INTERNAL');
-        if (api.code === 'INTERNAL') log.error({ err: error }, 'websocket upgrade failed');
-        socket.end(`HTTP/1.1 ${api.status} ${api.code}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${JSON.stringify({ error: { code: api.code, message: api.message } })}`);
-      });
-    };
-    server.on('upgrade', this.#onUpgrade);
+  constructor(store: CameraStore, runtime: ClusterRuntime, auth: AuthService) {
+    this.#auth = auth;
+    this.#clients = new SocketSessions(auth, (p) => can(p, Permission.CamerasRead), RECHECK_INTERVAL_MS);
     this.#wss.on('connection', (ws: WebSocket, p: Principal, req: IncomingMessage) => {
-      this.#clients.set(ws, p);
-      this.#credentials.set(ws, { ...(req.headers.cookie ? { cookie: req.headers.cookie } : {}), ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}) });
+      this.#clients.add(ws, { principal: p }, credentialsOf(req));
       this.#alive.add(ws);
       wsClients.set(this.#clients.size);
       ws.on('pong', () => this.#alive.add(ws));
       ws.on('close', () => {
         this.#clients.delete(ws);
-        this.#credentials.delete(ws);
         this.#alive.delete(ws);
         wsClients.set(this.#clients.size);
       });
@@ -100,21 +89,8 @@ export class EventHub {
         for (const c of cams) this.#broadcast(c.config.id, { type: 'status', status: runtime.status(c.config.id) });
       }).catch(() => {});
     }, STATUS_INTERVAL_MS);
-    // A socket lives as long as its session or token: signed out, revoked or disabled, it is closed
-    // (4401); a changed role or grant changes what it is told.
-    this.#rechecker = setInterval(() => {
-      for (const [ws, creds] of this.#credentials) {
-        void auth
-          .resolve({ headers: creds } as IncomingMessage)
-          .then((p) => {
-            if (p.kind === 'anonymous' || p.pending || !can(p, Permission.CamerasRead)) ws.close(4401, 'signed out');
-            else if (this.#clients.has(ws)) this.#clients.set(ws, p);
-          })
-          .catch(() => ws.close(4401, 'signed out'));
-      }
-    }, RECHECK_INTERVAL_MS);
     this.#pinger = setInterval(() => {
-      for (const ws of this.#clients.keys()) {
+      for (const [ws] of this.#clients.entries()) {
         // No pong since the last ping: the client is gone without closing.
         if (!this.#alive.delete(ws)) ws.terminate();
         else ws.ping();
@@ -122,21 +98,9 @@ export class EventHub {
     }, PING_INTERVAL_MS);
   }
 
-  async #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, auth: AuthService): Promise<void> {
-    if (new URL(req.url ?? '/', 'http://x').pathname !== '/api/ws') throw new ApiError('NOT_FOUND', 'no WebSocket here; use /api/ws');
-    const p = await auth.resolve(req);
-    if (p.kind === 'anonymous') throw new ApiError('UNAUTHENTICATED');
-    // Cross-site WebSocket hijacking: a cookie-authenticated socket must be opened by a page of this site.
-    if (p.kind === 'user') {
-      let ok = false;
-      try {
-        ok = new URL(String(req.headers.origin)).host === req.headers.host;
-      } catch {
-        ok = false;
-      }
-      if (!ok) throw new ApiError('CSRF_FAILED', 'the WebSocket must be opened from a page of this site (Origin header)');
-    }
-    if (p.pending) throw new ApiError(p.pending === 'verify' ? 'SECOND_FACTOR_PENDING' : 'ENROLLMENT_REQUIRED');
+  /** Takes an upgrade of /api/ws (routeUpgrades sends it here): it needs cameras:read. */
+  async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const p = await upgradePrincipal(req, this.#auth, { anonymous: false });
     if (!can(p, Permission.CamerasRead)) throw new ApiError('FORBIDDEN', 'this needs the permission cameras:read');
     this.#wss.handleUpgrade(req, socket, head, (ws) => this.#wss.emit('connection', ws, p, req));
   }
@@ -146,13 +110,13 @@ export class EventHub {
     if (this.#clients.size === 0) return;
     const camera = n.event.camera;
     const text = JSON.stringify({ type: 'event', phase: n.phase, event: eventView(n.event as unknown as MotionEvent) } satisfies ServerMessage);
-    for (const [ws, p] of this.#clients) if (canSeeCamera(p, camera) && can(p, Permission.Archive, camera)) this.#send(ws, text);
+    for (const [ws, { principal: p }] of this.#clients.entries()) if (canSeeCamera(p, camera) && can(p, Permission.Archive, camera)) this.#send(ws, text);
   }
 
   #broadcast(cameraId: string, msg: ServerMessage): void {
     if (this.#clients.size === 0) return;
     const text = JSON.stringify(msg);
-    for (const [ws, p] of this.#clients) if (canSeeCamera(p, cameraId)) this.#send(ws, text);
+    for (const [ws, { principal: p }] of this.#clients.entries()) if (canSeeCamera(p, cameraId)) this.#send(ws, text);
   }
 
   #send(ws: WebSocket, msg: ServerMessage | string): void {
@@ -168,9 +132,8 @@ export class EventHub {
   async close(): Promise<void> {
     clearInterval(this.#timer);
     clearInterval(this.#pinger);
-    clearInterval(this.#rechecker);
-    this.#server.off('upgrade', this.#onUpgrade);
-    for (const ws of this.#clients.keys()) ws.terminate();
+    this.#clients.close();
+    for (const [ws] of this.#clients.entries()) ws.terminate();
     await new Promise<void>((r) => this.#wss.close(() => r()));
   }
 }

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { createClient } from 'graphql-ws';
 import mqtt from 'mqtt';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,7 +15,7 @@ import { motionWindow } from '../../camera-node/src/sources/test/motionScene.js'
 // The whole path on one machine: a camera whose box crosses the picture at known wall-clock times →
 // camera-node → SFU → detector (plain RTP, decoded, the ONNX model) → an event in Postgres with a
 // thumbnail → a signed webhook (refused twice, then taken), an MQTT message, the dashboard's WebSocket,
-// and the event search API.
+// GraphQL's subscription, and the event search API.
 const PERIOD_S = 8;
 const MOTION_S = 3;
 const PREFIX = `cctv-test-${randomBytes(4).toString('hex')}`;
@@ -109,6 +110,14 @@ describe('motion on a live camera', () => {
     const feed: Array<{ type: string; phase?: string; event?: { id: number; camera: string } }> = [];
     ws.on('message', (d) => feed.push(JSON.parse(d.toString())));
     await new Promise<void>((r, j) => ws.once('open', () => r()).once('error', j));
+    // And GraphQL's subscription of the same events (graphql-ws, the token in connection_init).
+    const gql = createClient({ url: `wss://127.0.0.1:${system.port}/api/graphql`, webSocketImpl: WebSocket, connectionParams: { authorization: auth.authorization }, retryAttempts: 0 });
+    const notices: Array<{ phase: string; event: { id: string; camera: string; endMs: number | null } }> = [];
+    const gqlErrors: unknown[] = [];
+    const stopGql = gql.subscribe<{ motionEvents: (typeof notices)[number] }>(
+      { query: 'subscription { motionEvents(cameras: ["yard"]) { phase event { id camera startMs endMs peakScore } } }' },
+      { next: (r) => (r.data ? notices.push(r.data.motionEvents) : gqlErrors.push(r.errors)), error: (e) => gqlErrors.push(e), complete: () => {} },
+    );
 
     // The next window that starts once the detector is decoding (give it a few seconds to subscribe).
     await until(async () => system.detector!.status().cameras.find((c) => c.id === 'yard')?.decoding, 'the detector decoding the camera');
@@ -150,6 +159,12 @@ describe('motion on a live camera', () => {
     expect(feed.some((m) => m.type === 'event' && m.phase === 'start' && m.event?.id === ev.id)).toBe(true);
     expect(feed.some((m) => m.type === 'event' && m.phase === 'end' && m.event?.id === ev.id)).toBe(true);
     ws.close();
+    // So did GraphQL's subscription.
+    expect(gqlErrors).toEqual([]);
+    expect(notices.some((n) => n.phase === 'start' && n.event.id === String(ev.id) && n.event.camera === 'yard')).toBe(true);
+    expect(notices.some((n) => n.phase === 'end' && n.event.id === String(ev.id) && n.event.endMs === ev.endMs)).toBe(true);
+    stopGql();
+    await gql.dispose();
 
     // The event: its thumbnail, its recording, and protection from retention.
     const one = await api<{ id: number; thumbnailUrl: string; recording: { playlistUrl: string } | null }>(`/api/events/${ev.id}`);

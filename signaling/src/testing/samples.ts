@@ -83,4 +83,6 @@ export const SAMPLES: Record<string, { url: string; body?: unknown; type?: strin
   'POST /api/alerts/deliveries/:delivery/retry': { url: '/api/alerts/deliveries/msg_nope/retry' },
   'GET /api/openapi.json': { url: '/api/openapi.json' },
   'GET /api/docs': { url: '/api/docs' },
+  'POST /api/graphql': { url: '/api/graphql', body: { query: '{ cameras { id } }' } },
+  'GET /api/graphql/schema': { url: '/api/graphql/schema' },
 };
