@@ -22,8 +22,8 @@ const SIZE_ARGS = ['first', 'limit'];
 
 /**
  * Depth and cost of an operation, fragments expanded. Cost: every field that returns an object counts 1,
- * times the size of each list above it; a list's size is its `first`/`limit` argument (the field's
- * largest allowed value when it comes from a variable, or its default) or that of the page field it is
+ * times the size of each list above it; a list's size is its `first`/`limit` argument (a variable's
+ * value when it is known, else the field's largest allowed value; its default when not given) or that of the page field it is
  * in (`events(first: 5) { events { … } }`), else `DEFAULT_LIST_SIZE`.
  */
 export function operationCost(schema: GraphQLSchema, op: OperationDefinitionNode, fragments: ReadonlyMap<string, FragmentDefinitionNode>, variables?: Readonly<Record<string, unknown>>): { depth: number; cost: number } {

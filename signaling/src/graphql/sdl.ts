@@ -96,7 +96,7 @@ type Camera {
 
 type CameraStatus {
   id: ID!
-  "starting, live, reconnecting, failed, disabled…"
+  "starting, live, reconnecting or stopped"
   state: String!
   since: Float!
   lastError: String
