@@ -289,6 +289,14 @@ export function archiveRoutes(access: ArchiveAccess | null, auth: { audit: Audit
       },
     },
     {
+      method: 'GET', path: '/api/archive/site-key', permission: 'authenticated',
+      summary: "The site's public key (PEM), which signs the archive's manifests and every export's proof: give it to `cctv verify-export --site-key`",
+      responses: { 200: { contentType: 'application/x-pem-file' } },
+      handler: (_req, res) => {
+        res.type('application/x-pem-file').send(need().siteKey.publicKey);
+      },
+    },
+    {
       method: 'GET', path: '/api/archive', permission: Permission.NodesRead,
       summary: 'The archive\'s state: storage (available, problem, free space), spool backlog, cameras recording',
       responses: { 200: ArchiveStateSchema },

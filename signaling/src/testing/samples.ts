@@ -85,4 +85,5 @@ export const SAMPLES: Record<string, { url: string; body?: unknown; type?: strin
   'GET /api/docs': { url: '/api/docs' },
   'POST /api/graphql': { url: '/api/graphql', body: { query: '{ cameras { id } }' } },
   'GET /api/graphql/schema': { url: '/api/graphql/schema' },
+  'GET /api/archive/site-key': { url: '/api/archive/site-key' },
 };
