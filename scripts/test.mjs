@@ -34,6 +34,8 @@ ensureCommand('bindfs', ['bindfs'], 'the archive tests serve a NAS through FUSE 
 ensureCommand('promtool', ['prometheus'], 'the monitoring test checks the alert rules and the dashboard\'s queries with Prometheus\' own parser');
 ensureCommand('shellcheck', ['shellcheck'], 'the deployment test checks deploy/install/install.sh with it');
 ensureCommand('systemd-analyze', ['systemd'], 'the deployment test checks the systemd units with it');
+ensureCommand('curl', ['curl'], 'the documentation test runs the guides\' API examples with it');
+ensureCommand('jq', ['jq'], 'the guides\' API examples read JSON with it');
 ensureGstRtsp();
 await ensureServices();
 build();
