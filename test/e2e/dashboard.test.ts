@@ -208,4 +208,21 @@ describe('dashboard in Chromium', () => {
     await until(async () => (await frames('demo')).count >= first.count + 10, '10 rendered frames after the undrain');
     await expect.poll(async () => page.getByTestId('placement-demo').textContent()).toBe(`on ${id} via ${id}`);
   });
+
+  it('lets the admin reset the 2FA of a user who lost their phone, on the users page', async () => {
+    const { totpNow } = await import('../../signaling/src/auth/users.js');
+    await system.auth.users.create({ username: 'olga', password: 'olga-password-1', role: 'operator' });
+    const olga = (await system.auth.users.getByName('olga'))!;
+    const key = await system.auth.users.beginTotp(olga.id, 'CCTV');
+    await system.auth.users.confirmTotp(olga.id, totpNow(decodeBase32(key!.secret)));
+    await page.goto(url('/users'));
+    const row = page.getByTestId('user-olga');
+    await expect.poll(async () => row.textContent()).toContain('2FA on');
+    await row.getByTestId('user-edit').click();
+    await row.getByTestId('reset-2fa').click();
+    await row.getByTestId('reset-2fa-confirm').click();
+    await expect.poll(async () => row.getByRole('status').textContent()).toMatch(/2FA turned off/);
+    await expect.poll(async () => row.textContent()).toContain('2FA off');
+    expect((await system.auth.users.getByName('olga'))!.totpEnabled).toBe(false);
+  });
 });

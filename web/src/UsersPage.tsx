@@ -184,7 +184,7 @@ function AddUserForm({ cameras, onAdded }: { cameras: Camera[]; onAdded: () => v
   );
 }
 
-/** Role, disabled, cameras and a new password for one user. */
+/** Role, disabled, cameras, a new password and a 2FA reset for one user. */
 function EditUser({ user, self, cameras, onSaved }: { user: User; self: boolean; cameras: Camera[]; onSaved: (u: User) => void }) {
   const [role, setRole] = useState<Role>(user.role);
   const [disabled, setDisabled] = useState(user.disabled);
@@ -249,13 +249,29 @@ function EditUser({ user, self, cameras, onSaved }: { user: User; self: boolean;
           To change your own password, use <Link to="/account">your account page</Link>.
         </p>
       ) : (
-        <form className="inline-form" onSubmit={(ev) => void resetPassword(ev)} noValidate>
-          <label htmlFor={ids.pass}>New password</label>
-          <input id={ids.pass} name="resetPassword" type="password" autoComplete="new-password" minLength={10} required />
-          <button type="submit" disabled={busy} data-testid="reset-password-submit">
-            Set password
-          </button>
-        </form>
+        <>
+          <form className="inline-form" onSubmit={(ev) => void resetPassword(ev)} noValidate>
+            <label htmlFor={ids.pass}>New password</label>
+            <input id={ids.pass} name="resetPassword" type="password" autoComplete="new-password" minLength={10} required />
+            <button type="submit" disabled={busy} data-testid="reset-password-submit">
+              Set password
+            </button>
+          </form>
+          {user.totpEnabled && (
+            // A lost phone and lost recovery codes: only an admin can let the user in again.
+            <div className="inline-form">
+              <span>2FA is on.</span>
+              <ConfirmButton
+                label="Reset 2FA…"
+                question={`Turn off 2FA for ${user.username}? Their sessions end; if their role requires 2FA they set it up again when they next sign in.`}
+                confirmLabel="Reset 2FA"
+                disabled={busy}
+                onConfirm={() => void run({ resetTwoFactor: true }, '2FA turned off; their sessions were ended.')}
+                testId="reset-2fa"
+              />
+            </div>
+          )}
+        </>
       )}
       {note && (
         <p className="ok-text" role="status">

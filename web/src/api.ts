@@ -698,7 +698,7 @@ export const api = {
 
   listUsers: () => request<User[]>('GET', '/api/users'),
   addUser: (input: { username: string; password: string; role: Role; cameras?: CameraGrants }) => request<User>('POST', '/api/users', input),
-  updateUser: (id: string, patch: { role?: Role; disabled?: boolean; cameras?: CameraGrants; password?: string }) =>
+  updateUser: (id: string, patch: { role?: Role; disabled?: boolean; cameras?: CameraGrants; password?: string; resetTwoFactor?: true }) =>
     request<User>('PATCH', `/api/users/${seg(id)}`, patch),
   removeUser: (id: string) => request<void>('DELETE', `/api/users/${seg(id)}`),
   userSessions: (id: string) => request<SessionInfo[]>('GET', `/api/users/${seg(id)}/sessions`),

@@ -171,6 +171,38 @@ describe('two-factor authentication (RFC 6238)', () => {
     expect((await call(h, 'POST', '/api/auth/2fa/disable', s.headers, { password: 'erin-password-1' })).json().error.code).toBe('FORBIDDEN');
     await call(h, 'PUT', '/api/security', admin, { require2fa: { all: false, roles: [] } });
   });
+
+  it('lets an admin reset the 2FA of a user who lost their phone and their recovery codes', async () => {
+    const admin = await h.token('admin');
+    expect((await call(h, 'PUT', '/api/security', admin, { require2fa: { all: false, roles: ['operator'] } })).statusCode).toBe(200);
+    await h.user('gina', 'operator');
+    const s = await login('gina', 'gina-password-1');
+    const setup = (await call(h, 'POST', '/api/auth/2fa/setup', s.headers)).json() as { secret: string };
+    expect((await call(h, 'POST', '/api/auth/2fa/enable', s.headers, { code: totpNow(decodeBase32(setup.secret)) })).statusCode).toBe(200);
+    const gina = (await h.auth.users.getByName('gina'))!;
+    expect(gina.totpEnabled).toBe(true);
+
+    // Only someone with users:manage, and not on themselves (their account page asks for the password).
+    const op = await h.token('dave');
+    expect((await call(h, 'PATCH', `/api/users/${gina.id}`, op, { resetTwoFactor: true })).statusCode).toBe(403);
+    const me = (await h.auth.users.getByName('admin'))!;
+    const self = await call(h, 'PATCH', `/api/users/${me.id}`, admin, { resetTwoFactor: true });
+    expect(self.json().error).toMatchObject({ code: 'FORBIDDEN' });
+    expect((await call(h, 'PATCH', `/api/users/${gina.id}`, admin, { resetTwoFactor: false })).json().error).toMatchObject({ code: 'VALIDATION_FAILED', field: 'resetTwoFactor' });
+
+    const reset = await call(h, 'PATCH', `/api/users/${gina.id}`, admin, { resetTwoFactor: true });
+    expect(reset.statusCode).toBe(200);
+    expect(reset.json()).toMatchObject({ username: 'gina', totpEnabled: false });
+    // Her sessions ended; her recovery codes are gone; the audit log says who did it.
+    expect((await call(h, 'GET', '/api/cameras', s.headers)).statusCode).toBe(401);
+    expect(await h.db.query('SELECT 1 FROM recovery_codes WHERE user_id = $1', [gina.id])).toEqual([]);
+    const entry = (await call(h, 'GET', '/api/audit?action=user.changed&limit=1', admin)).json() as { entries: Array<{ actor: string; target: string; details: { twoFactorReset: boolean } }> };
+    expect(entry.entries[0]).toMatchObject({ actor: 'admin', target: 'gina', details: { twoFactorReset: true } });
+    // Her role requires 2FA: the next sign-in must set it up again before anything else.
+    const next = await login('gina', 'gina-password-1');
+    expect(next.res.json().pending).toBe('enroll');
+    await call(h, 'PUT', '/api/security', admin, { require2fa: { all: false, roles: [] } });
+  });
 });
 
 describe('brute force', () => {

@@ -353,19 +353,26 @@ export function authRoutes(auth: AuthService, opts: { trustProxy: boolean; issue
     },
     {
       method: 'PATCH', path: '/api/users/:user', permission: Permission.UsersManage, body: 'json',
-      summary: "Change a user's role, cameras, disabled flag or password; disabling or a new password ends their sessions",
+      summary: "Change a user's role, cameras, disabled flag or password, or reset their 2FA ({ resetTwoFactor: true }); disabling, a new password or a 2FA reset ends their sessions",
       request: { body: UserChangeSchema },
       responses: { 200: UserViewSchema },
       handler: async (req, res) => {
         const target = await mustUser(String(req.params.user));
         const p = principal(res);
-        const body = (req.body ?? {}) as { role?: string; disabled?: boolean; password?: string };
+        const body = (req.body ?? {}) as { role?: string; disabled?: boolean; password?: string; resetTwoFactor?: boolean };
         if (target.id === p.userId && ((body.role !== undefined && body.role !== 'admin') || body.disabled === true)) {
           throw new ApiError('FORBIDDEN', 'you cannot demote or disable yourself (another admin can)');
         }
-        const u = (await auth.users.update(target.id, req.body))!;
-        if (body.disabled === true || body.password !== undefined) await auth.sessions.invalidateUser(u.id);
-        await audit(res, req, AuditAction.UserChanged, { target: u.username, details: { role: u.role, disabled: u.disabled, cameras: u.cameraGrants, passwordReset: body.password !== undefined } });
+        if (target.id === p.userId && body.resetTwoFactor === true) {
+          throw new ApiError('FORBIDDEN', 'turn your own 2FA off on your account page (it asks for your password); another admin can reset it');
+        }
+        let u = (await auth.users.update(target.id, req.body))!;
+        if (body.resetTwoFactor === true) {
+          await auth.users.disableTotp(u.id);
+          u = (await auth.users.get(u.id))!;
+        }
+        if (body.disabled === true || body.password !== undefined || body.resetTwoFactor === true) await auth.sessions.invalidateUser(u.id);
+        await audit(res, req, AuditAction.UserChanged, { target: u.username, details: { role: u.role, disabled: u.disabled, cameras: u.cameraGrants, passwordReset: body.password !== undefined, twoFactorReset: body.resetTwoFactor === true } });
         res.json(userView(u));
       },
     },

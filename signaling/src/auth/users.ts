@@ -78,6 +78,11 @@ export const UserChangeSchema = z.strictObject({
   disabled: z.boolean().optional(),
   cameras: grants.optional(),
   password: password.optional(),
+  /**
+   * Turns the user's 2FA off (a lost phone and lost recovery codes): their sessions end; where their role
+   * requires 2FA they set it up again at their next sign-in.
+   */
+  resetTwoFactor: z.literal(true).optional(),
 });
 export const PasswordSchema = password;
 
