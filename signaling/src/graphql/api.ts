@@ -300,6 +300,9 @@ export class GraphqlApi implements UpgradeTarget {
         },
         drainNode: (_s, a, ctx) => get('POST /api/nodes/:id/drain', ctx, { params: { id: String(a.id) } }),
         undrainNode: (_s, a, ctx) => get('POST /api/nodes/:id/undrain', ctx, { params: { id: String(a.id) } }),
+        createUser: (_s, a, ctx) => get('POST /api/users', ctx, { body: a.user }),
+        updateUser: (_s, a, ctx) => get('PATCH /api/users/:user', ctx, { params: { user: String(a.id) }, body: a.changes }),
+        deleteUser: async (_s, a, ctx) => (await call('DELETE /api/users/:user', ctx, { params: { user: String(a.id) } })).status === 204,
       },
       Camera: {
         timeline: (cam, a, ctx) => get('GET /api/cameras/:id/archive/timeline', ctx, { params: { id: String(cam.id) }, query: query({ from: a.from, to: a.to }) }),

@@ -165,6 +165,20 @@ describe('GraphQL over HTTP', () => {
     expect(removed.body).toEqual({ data: { deleteCamera: { applied: true, camera: null, queued: null } } });
     expect(await h.store.get('gq1')).toBeNull();
 
+    // Users, as REST manages them: only with users:manage; the store's messages name the field.
+    const made = await gql<{ createUser: { id: string; username: string; role: string } }>(admin, 'mutation ($u: JSON!) { createUser(user: $u) { id username role } }', { u: { username: 'gqluser', password: 'gql-user-password', role: 'viewer' } });
+    expect(made.body.errors).toBeUndefined();
+    expect(made.body.data!.createUser).toMatchObject({ username: 'gqluser', role: 'viewer' });
+    const weak = await gql(admin, 'mutation { createUser(user: { username: "weak", password: "short", role: "viewer" }) { id } }');
+    expect(weak.body.errors).toMatchObject([{ extensions: { code: 'VALIDATION_FAILED', field: 'password' } }]);
+    expect(codes((await gql(operator, `mutation { updateUser(id: "${made.body.data!.createUser.id}", changes: { role: "admin" }) { role } }`)).body)).toEqual(['FORBIDDEN']);
+    const promoted = await gql<{ updateUser: { role: string } }>(admin, `mutation { updateUser(id: "${made.body.data!.createUser.id}", changes: { role: "operator" }) { role } }`);
+    expect(promoted.body.data!.updateUser.role).toBe('operator');
+    expect((await gql(admin, `mutation { deleteUser(id: "${made.body.data!.createUser.id}") }`)).body).toEqual({ data: { deleteUser: true } });
+    expect(await h.auth.users.getByName('gqluser')).toBeNull();
+    const trail = (await rest(admin, '/api/audit?action=user.*&limit=3')) as { entries: Array<{ action: string; target: string }> };
+    expect(trail.entries.map((e) => e.action)).toEqual(['user.deleted', 'user.changed', 'user.created']);
+
     // A mutation with the session cookie from another site is refused like any cookie write.
     const { origin: _o, ...noOrigin } = admin;
     const csrf = await call(h, 'POST', '/api/graphql', noOrigin, { query: 'mutation { deleteCamera(id: "cam1") { applied } }' });

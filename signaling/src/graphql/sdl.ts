@@ -51,6 +51,12 @@ type Mutation {
   drainNode(id: ID!): Node
   "Let a drained node take cameras again (POST /api/nodes/:id/undrain)."
   undrainNode(id: ID!): Node
+  "Add a user: the body of POST /api/users ({ username, password, role, cameras? })."
+  createUser(user: JSON!): User
+  "Change a user's role, cameras, disabled flag or password, or reset their 2FA: the body of PATCH /api/users/:user."
+  updateUser(id: ID!, changes: JSON!): User
+  "Remove a user, their sessions and tokens (DELETE /api/users/:user); true when removed."
+  deleteUser(id: ID!): Boolean
 }
 
 type Subscription {
