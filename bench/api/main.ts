@@ -8,16 +8,14 @@
 //     over GraphQL subscriptions (graphql-ws) and over the dashboard's /api/ws (the baseline).
 // Options: --seconds N (per measurement, default 5), --concurrency N (default 16), --cameras N (default 20),
 // --clients N (default 50), --toggles N (default 5).
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
+import { startServer } from '../lib/server.js';
 import { result, summary } from '../lib/stats.js';
 
-const ROOT = join(import.meta.dirname, '..', '..');
 const args = new Map<string, string>();
 for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '');
 const SECONDS = Number(args.get('seconds') ?? 5);
@@ -26,42 +24,6 @@ const CAMERAS = Number(args.get('cameras') ?? 20);
 const CLIENTS = Number(args.get('clients') ?? 50);
 const TOGGLES = Number(args.get('toggles') ?? 5);
 const PASSWORD = 'bench-password-1';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-
-async function server(dir: string): Promise<{ base: string; stop: () => Promise<void> }> {
-  const port = await freePort();
-  // The API rate limit out of the way: this measures the work behind it.
-  const config = join(dir, 'bench.json');
-  writeFileSync(config, JSON.stringify({ security: { limits: { apiPerPrincipal: [{ max: 10_000_000, windowS: 60 }] } } }));
-  const p: ChildProcess = spawn(process.execPath, [join(ROOT, 'signaling', 'dist', 'cli.js'), '--config', config], {
-    env: { ...process.env, CCTV_PORT: String(port), CCTV_HOST: '127.0.0.1', CCTV_DATA_DIR: dir, CCTV_LOG_LEVEL: 'warn', CCTV_HTTP__TLS__MODE: 'off', CCTV_DEMO_CAMERA: 'false', CCTV_ADMIN_PASSWORD: PASSWORD },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    p.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('Dashboard:')) resolve();
-    });
-    p.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
-  });
-  return {
-    base: `http://127.0.0.1:${port}`,
-    stop: () => new Promise<void>((r) => {
-      p.once('exit', () => r());
-      p.kill('SIGTERM');
-    }),
-  };
-}
 
 /** Runs `fn` from CONCURRENCY workers for SECONDS; latencies (ms) and how many failed. */
 async function load(fn: () => Promise<boolean>): Promise<{ ms: number[]; failed: number; elapsedS: number }> {
@@ -83,7 +45,8 @@ const CAMERA_FIELDS = 'id name enabled source version createdAt updatedAt status
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'cctv-bench-api-'));
-  const srv = await server(dir);
+  // The API rate limit out of the way: this measures the work behind it.
+  const srv = await startServer(dir, { adminPassword: PASSWORD, env: { CCTV_SECURITY__LIMITS__API_PER_PRINCIPAL: '[{"max":10000000,"windowS":60}]' } });
   try {
     const t = await fetch(`${srv.base}/api/auth/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: PASSWORD }) });
     const token = ((await t.json()) as { token: string }).token;

@@ -5,55 +5,20 @@
 //   - a password-guessing run from one address: attempts that reach the password check, refused ones;
 //   - the audit log: appends per second on the embedded database and on Postgres.
 // Options: --seconds N (per measurement, default 5), --concurrency N (default 16).
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hash, verify } from '@node-rs/argon2';
 import { migrate, openDatabase } from '@cctv/core';
 import { AuditLog } from '../../signaling/src/auth/audit.js';
 import { createTestDatabase } from '../../core/src/db/testing/testDatabase.js';
+import { startServer } from '../lib/server.js';
 import { result, summary } from '../lib/stats.js';
 
-const ROOT = join(import.meta.dirname, '..', '..');
 const args = new Map<string, string>();
 for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '');
 const SECONDS = Number(args.get('seconds') ?? 5);
 const CONCURRENCY = Number(args.get('concurrency') ?? 16);
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-
-async function server(dir: string, env: Record<string, string>): Promise<{ base: string; stop: () => Promise<void> }> {
-  const port = await freePort();
-  const p: ChildProcess = spawn(process.execPath, [join(ROOT, 'signaling', 'dist', 'cli.js')], {
-    env: { ...process.env, CCTV_PORT: String(port), CCTV_HOST: '127.0.0.1', CCTV_DATA_DIR: dir, CCTV_LOG_LEVEL: 'warn', CCTV_HTTP__TLS__MODE: 'off', CCTV_DEMO_CAMERA: 'false', CCTV_ADMIN_PASSWORD: 'bench-password-1', ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  await new Promise<void>((resolve, reject) => {
-    let out = '';
-    p.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('Dashboard:')) resolve();
-    });
-    p.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
-  });
-  return {
-    base: `http://127.0.0.1:${port}`,
-    stop: () => new Promise<void>((r) => {
-      p.once('exit', () => r());
-      p.kill('SIGTERM');
-    }),
-  };
-}
 
 /** Runs `fn` from `CONCURRENCY` workers for SECONDS; returns latencies (ms) and statuses. */
 async function load(fn: () => Promise<number>): Promise<{ ms: number[]; statuses: Map<number, number>; elapsedS: number }> {
@@ -90,9 +55,12 @@ async function main(): Promise<void> {
 
   for (const bus of ['memory', 'redis'] as const) {
     const dir = mkdtempSync(join(tmpdir(), 'cctv-bench-auth-'));
-    const s = await server(dir, {
-      ...(bus === 'redis' ? { REDIS_URL: 'redis://127.0.0.1:6379', CCTV_REDIS__PREFIX: `bench-${Date.now()}` } : {}),
-      CCTV_SECURITY__LIMITS__API_PER_PRINCIPAL: '[{"max":1000000,"windowS":60}]',
+    const s = await startServer(dir, {
+      adminPassword: 'bench-password-1',
+      env: {
+        ...(bus === 'redis' ? { REDIS_URL: 'redis://127.0.0.1:6379', CCTV_REDIS__PREFIX: `bench-${Date.now()}` } : {}),
+        CCTV_SECURITY__LIMITS__API_PER_PRINCIPAL: '[{"max":1000000,"windowS":60}]',
+      },
     });
     try {
       const { token } = (await (await fetch(`${s.base}/api/auth/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: 'bench-password-1' }) })).json()) as { token: string };

@@ -9,10 +9,10 @@
 //          --systems cctv,cctv-pd-1000,werift-baseline, --fps 30, --size 640x360, --gop 30, --bitrate 1500
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
+import { freePort } from '../lib/server.js';
 import { cpuMs, result, summary } from '../lib/stats.js';
 import { startSource } from './source.js';
 import { MEASURE_SOURCE, type PageResult } from './page.js';
@@ -29,16 +29,6 @@ const [W, H] = (args.get('size') ?? '640x360').split('x').map(Number) as [number
 const GOP = Number(args.get('gop') ?? FPS);
 const BITRATE = Number(args.get('bitrate') ?? 1500);
 const WARMUP_S = 3;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 function startProcess(cmd: string, argv: string[], env: NodeJS.ProcessEnv, ready: RegExp): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
