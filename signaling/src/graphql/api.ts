@@ -6,7 +6,7 @@ import {
   type GraphQLFormattedError, type GraphQLSchema,
 } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
-import { WebSocketServer, type WebSocket } from 'ws';
+import { WebSocketServer } from 'ws';
 import { z } from 'zod';
 import { counter, createLogger, gauge, parseWith, type CameraStatus, type MotionNotice } from '@cctv/core';
 import type { MotionEvent } from '@cctv/recorder';
@@ -221,6 +221,7 @@ export class GraphqlApi implements UpgradeTarget {
         },
         onNext: (_ctx, _id, _payload, _args, result) => formatResult(result),
         onError: (_ctx, _id, _payload, errors) => errors.map(formatError),
+        // Called for every socket, acknowledged or not.
         onClose: (ctx) => {
           this.#sockets.delete(ctx.extra.socket);
           gqlSockets.set(this.#sockets.size);
@@ -229,11 +230,6 @@ export class GraphqlApi implements UpgradeTarget {
       this.#wss,
       15_000,
     );
-    // A connection whose upgrade was refused in onConnect never reaches onClose.
-    this.#wss.on('connection', (ws: WebSocket) => ws.once('close', () => {
-      this.#sockets.delete(ws);
-      gqlSockets.set(this.#sockets.size);
-    }));
     return () => server.dispose();
   }
 

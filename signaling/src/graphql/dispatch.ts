@@ -59,7 +59,6 @@ export class RouteDispatcher {
       answer.body = body;
       answered = true;
     };
-    const headers: Record<string, string> = {};
     // The handler sees the request it was made for (headers, client address), with this call's
     // parameters; it answers into `answer`.
     const req = {
@@ -81,8 +80,8 @@ export class RouteDispatcher {
         answer.location = url;
         return res;
       },
-      setHeader(name: string, value: string) {
-        headers[name.toLowerCase()] = value;
+      // Headers (Allow, Retry-After) are HTTP's; a GraphQL answer has none.
+      setHeader() {
         return res;
       },
       type() {
