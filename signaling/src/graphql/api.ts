@@ -68,6 +68,13 @@ export interface GraphqlSources {
   motion: { on(event: 'motion', fn: (n: MotionNotice) => void): unknown; off(event: 'motion', fn: (n: MotionNotice) => void): unknown } | null;
 }
 
+/** The WebSocket side: the server graphql-ws runs on, its open sockets with their sessions. */
+interface SocketServer {
+  wss: WebSocketServer;
+  sockets: SocketSessions<GraphqlContext>;
+  dispose: () => unknown;
+}
+
 type Resolver = GraphQLFieldResolver<Record<string, unknown>, GraphqlContext, Record<string, unknown>>;
 type Resolvers = Record<string, Record<string, Resolver | { subscribe: Resolver; resolve?: Resolver }>>;
 
@@ -84,11 +91,10 @@ export class GraphqlApi implements UpgradeTarget {
   readonly #apiLimit: readonly Limit[];
   readonly #auth: AuthService;
   readonly #sources: GraphqlSources;
-  readonly #wss = new WebSocketServer({ noServer: true, maxPayload: MAX_QUERY_BYTES + 4096 });
-  readonly #sockets: SocketSessions<GraphqlContext>;
+  // The WebSocket side, made at the first upgrade (an instance that only answers HTTP has none).
+  #ws: SocketServer | null = null;
   // The principal each upgrade was authorised as, until its connection_init arrives.
   readonly #opened = new WeakMap<IncomingMessage, Principal>();
-  readonly #dispose: () => unknown;
 
   /**
    * `apiLimit`: the per-principal API rate limit, which each subscription counts against (over HTTP, the
@@ -106,8 +112,6 @@ export class GraphqlApi implements UpgradeTarget {
       def.extensions = { max };
     }
     attachResolvers(this.schema, this.#resolvers());
-    this.#sockets = new SocketSessions<GraphqlContext>(opts.auth, () => true);
-    this.#dispose = this.#serveWebSocket();
   }
 
   /** The schema in SDL. */
@@ -181,10 +185,13 @@ export class GraphqlApi implements UpgradeTarget {
   async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const p = await upgradePrincipal(req, this.#auth, { anonymous: true });
     this.#opened.set(req, p);
-    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#wss.emit('connection', ws, req));
+    const { wss } = (this.#ws ??= this.#serveWebSocket());
+    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
   }
 
-  #serveWebSocket(): () => unknown {
+  #serveWebSocket(): SocketServer {
+    const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_QUERY_BYTES + 4096 });
+    const sockets = new SocketSessions<GraphqlContext>(this.#auth, () => true);
     const server = useServer<Record<string, unknown> | undefined, { session?: GraphqlContext }>(
       {
         schema: this.schema,
@@ -201,8 +208,8 @@ export class GraphqlApi implements UpgradeTarget {
           if (p.kind === 'anonymous' || p.pending) return false;
           const session: GraphqlContext = { principal: p, request: req };
           ctx.extra.session = session;
-          this.#sockets.add(ctx.extra.socket, session, credentials);
-          gqlSockets.set(this.#sockets.size);
+          sockets.add(ctx.extra.socket, session, credentials);
+          gqlSockets.set(sockets.size);
           return true;
         },
         onSubscribe: async (ctx, _id, payload) => {
@@ -223,21 +230,24 @@ export class GraphqlApi implements UpgradeTarget {
         onError: (_ctx, _id, _payload, errors) => errors.map(formatError),
         // Called for every socket, acknowledged or not.
         onClose: (ctx) => {
-          this.#sockets.delete(ctx.extra.socket);
-          gqlSockets.set(this.#sockets.size);
+          sockets.delete(ctx.extra.socket);
+          gqlSockets.set(sockets.size);
         },
       },
-      this.#wss,
+      wss,
       15_000,
     );
-    return () => server.dispose();
+    return { wss, sockets, dispose: () => server.dispose() };
   }
 
   async close(): Promise<void> {
-    this.#sockets.close();
-    await this.#dispose();
-    for (const ws of this.#wss.clients) ws.terminate();
-    await new Promise<void>((r) => this.#wss.close(() => r()));
+    const ws = this.#ws;
+    if (!ws) return;
+    this.#ws = null;
+    ws.sockets.close();
+    await ws.dispose();
+    for (const c of ws.wss.clients) c.terminate();
+    await new Promise<void>((r) => ws.wss.close(() => r()));
   }
 
   #resolvers(): Resolvers {
