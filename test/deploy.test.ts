@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
+import { findExecutable } from '@cctv/core';
 
 // The deployment kit: deploy/install/install.sh run for real into a scratch root (--root, no systemctl,
 // no npm ci: the registry is not the point here), the systemd units parsed and checked by systemd's own
@@ -39,7 +40,6 @@ function readEnv(file: string): Record<string, string> {
 }
 
 const mode = (path: string) => statSync(path).mode & 0o777;
-const which = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 
 // ---- The installer ----------------------------------------------------------------------------------
 
@@ -215,7 +215,7 @@ describe('install.sh', () => {
 
   // shellcheck is installed by npm test (Debian's package); without it this fails rather than passes unseen.
   it('passes shellcheck, and so does the cctv command it writes', () => {
-    expect(which('shellcheck'), 'shellcheck is not installed (apt-get install shellcheck; npm test installs it)').toBeTruthy();
+    expect(findExecutable('shellcheck'), 'shellcheck is not installed (apt-get install shellcheck; npm test installs it)').toBeTruthy();
     const r = spawnSync('shellcheck', ['-s', 'sh', INSTALL], { encoding: 'utf8' });
     expect(r.status, r.stdout + r.stderr).toBe(0);
     const root = tempRoot();
@@ -287,7 +287,7 @@ describe('systemd units', () => {
 
   // systemd-analyze is installed by npm test (Debian's systemd package).
   it('pass systemd-analyze verify', () => {
-    expect(which('systemd-analyze'), 'systemd-analyze is not installed (apt-get install systemd; npm test installs it)').toBeTruthy();
+    expect(findExecutable('systemd-analyze'), 'systemd-analyze is not installed (apt-get install systemd; npm test installs it)').toBeTruthy();
     // Copied apart so that the timer finds its service beside it; systemd warns on stderr (exit status 0)
     // about unknown keys and bad values, so the warnings are what is checked.
     const dir = tempRoot();

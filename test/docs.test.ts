@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { loadConfig } from '@cctv/core';
+import { findExecutable, loadConfig } from '@cctv/core';
 import { newWebhookSecret, signWebhook } from '@cctv/recorder';
 import { routes, startSystem, type System } from '@cctv/signaling';
 
@@ -135,10 +135,6 @@ function program(words: string[]): { name: string; args: string[] } | null {
   }
 }
 
-function which(cmd: string): boolean {
-  return spawnSync('sh', ['-c', `command -v '${cmd}'`], { encoding: 'utf8' }).status === 0;
-}
-
 const help = (() => {
   const cache = new Map<string, string>();
   return (key: string, args: string[]): string => {
@@ -205,7 +201,7 @@ function check(c: Command, functions: Set<string>, routeKeys: Array<{ method: st
     }
     return problems;
   }
-  if (!which(name) && !(name in TARGET_ONLY)) problems.push(`${name}: not installed here, and not named in TARGET_ONLY as a program of the target machines`);
+  if (!findExecutable(name) && !(name in TARGET_ONLY)) problems.push(`${name}: not installed here, and not named in TARGET_ONLY as a program of the target machines`);
   if (name === 'curl') {
     const url = args.find((a) => /\/(api\/|metrics\b)/.test(a));
     if (url) {
