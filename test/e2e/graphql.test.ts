@@ -6,6 +6,7 @@ import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '@cctv/core';
 import { startSystem, type System } from '@cctv/signaling';
+import { until } from '../support/cluster.js';
 
 // GraphQL subscriptions over WebSocket (graphql-ws) on the whole system with real test cameras: who may
 // connect and how, each status only to those who may see its camera, mutations over the socket, the
@@ -62,16 +63,6 @@ function collect<T>(c: Client, query: string, variables?: Record<string, unknown
   return { items, errors, dispose, get done() { return done; } };
 }
 
-async function until<T>(fn: () => T | null | undefined | false, what: string, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'cctv-graphql-'));
   const config = loadConfig({
@@ -107,8 +98,8 @@ describe('GraphQL subscriptions over WebSocket', () => {
     const all = collect<Status>(admin, 'subscription { cameraStatus { id state viewers } }');
     const front = collect<Status>(admin, 'subscription ($c: [ID!]) { cameraStatus(cameras: $c) { id state } }', { c: ['front'] });
     const mine = collect<Status>(viewer, 'subscription { cameraStatus { id state } }');
-    await until(() => all.items.some((i) => i.cameraStatus.id === 'front' && i.cameraStatus.state === 'live'), 'front live on the admin subscription');
-    await until(() => mine.items.some((i) => i.cameraStatus.id === 'back' && i.cameraStatus.state === 'live'), 'back live on the viewer subscription');
+    await until(() => all.items.some((i) => i.cameraStatus.id === 'front' && i.cameraStatus.state === 'live'), 'front live on the admin subscription', 20_000, 50);
+    await until(() => mine.items.some((i) => i.cameraStatus.id === 'back' && i.cameraStatus.state === 'live'), 'back live on the viewer subscription', 20_000, 50);
 
     // Disable the front camera over the socket: the state change arrives on the subscriptions that may see it.
     const r = await new Promise<{ data?: unknown; errors?: unknown }>((resolve, reject) => {
@@ -118,13 +109,13 @@ describe('GraphQL subscriptions over WebSocket', () => {
       });
     });
     expect(r).toEqual({ data: { updateCamera: { applied: true, camera: { id: 'front', enabled: false } } } });
-    await until(() => front.items.some((i) => i.cameraStatus.state === 'stopped'), 'front stopped on the filtered subscription');
+    await until(() => front.items.some((i) => i.cameraStatus.state === 'stopped'), 'front stopped on the filtered subscription', 20_000, 50);
     expect(front.items.every((i) => i.cameraStatus.id === 'front')).toBe(true);
     // Only changes of state: no two items in a row with the same state for a camera.
     const states = front.items.map((i) => i.cameraStatus.state);
     expect(states.filter((s, i) => s === states[i - 1])).toEqual([]);
     await api('/api/cameras/front', { method: 'PATCH', body: JSON.stringify({ enabled: true }) });
-    await until(() => front.items.filter((i) => i.cameraStatus.state === 'live').length >= 2, 'front live again');
+    await until(() => front.items.filter((i) => i.cameraStatus.state === 'live').length >= 2, 'front live again', 20_000, 50);
 
     // The viewer of the back camera heard nothing of the front one, and may not change cameras.
     expect(mine.items.length).toBeGreaterThan(0);
@@ -190,7 +181,7 @@ describe('GraphQL subscriptions over WebSocket', () => {
     const origin = `http://127.0.0.1:${system.port}`;
     const { client: c, closed } = client({ headers: { cookie, origin } });
     const sub = collect<Status>(c, 'subscription { cameraStatus { id state } }');
-    await until(() => sub.items.length > 0, 'the first status');
+    await until(() => sub.items.length > 0, 'the first status', 20_000, 50);
     const out = await fetch(`http://127.0.0.1:${system.port}/api/auth/logout`, { method: 'POST', headers: { cookie, origin } });
     expect(out.status).toBeLessThan(300);
     const signedOut = Date.now();
