@@ -201,13 +201,7 @@ export class Room extends TypedEmitter<RoomEvents> {
    */
   async createViewer(offer: string): Promise<ViewerAnswer> {
     this.#assertOpen();
-    const parsed = parseSdp(offer);
-    const videoIndex = parsed.media.findIndex((m) => m.kind === 'video' && m.port !== 0);
-    if (videoIndex < 0) throw new ValidationError('sdp', 'has no video m= section');
-    const video = parsed.media[videoIndex]!;
-    const dir = direction(video);
-    if (dir !== 'recvonly' && dir !== 'sendrecv') throw new ValidationError('sdp', `video must be recvonly or sendrecv to receive, not ${dir}`);
-    requireSecurity(parsed, video);
+    const { parsed, videoIndex, video } = videoOffer(offer, 'recvonly');
     const codecs = offeredCodecs(video);
     if (this.#viewers.size >= this.#s.maxViewers) {
       throw new UnavailableError('TOO_MANY_VIEWERS', `camera ${this.cameraId} has its maximum of ${this.#s.maxViewers} viewers`, 5);
@@ -278,13 +272,7 @@ export class Room extends TypedEmitter<RoomEvents> {
    */
   async createPublisher(offer: string): Promise<PublisherAnswer> {
     this.#assertOpen();
-    const parsed = parseSdp(offer);
-    const videoIndex = parsed.media.findIndex((m) => m.kind === 'video' && m.port !== 0);
-    if (videoIndex < 0) throw new ValidationError('sdp', 'has no video m= section');
-    const video = parsed.media[videoIndex]!;
-    const dir = direction(video);
-    if (dir !== 'sendonly' && dir !== 'sendrecv') throw new ValidationError('sdp', `video must be sendonly or sendrecv to publish, not ${dir}`);
-    requireSecurity(parsed, video);
+    const { parsed, videoIndex, video } = videoOffer(offer, 'sendonly');
     const choice = choosePublisherCodec(offeredCodecs(video));
     keepOnlyPayloadType(video, choice.offered.payloadType);
 
@@ -523,6 +511,21 @@ export class Room extends TypedEmitter<RoomEvents> {
 }
 
 /** An offer must carry a DTLS fingerprint and ICE credentials, in its section or the session. */
+/**
+ * The offer's video section, refused unless it goes the way asked (`recvonly`: a viewer receives;
+ * `sendonly`: a publisher sends; `sendrecv` does both) and carries DTLS and ICE.
+ */
+function videoOffer(offer: string, way: 'recvonly' | 'sendonly'): { parsed: ParsedSdp; videoIndex: number; video: SdpMedia } {
+  const parsed = parseSdp(offer);
+  const videoIndex = parsed.media.findIndex((m) => m.kind === 'video' && m.port !== 0);
+  if (videoIndex < 0) throw new ValidationError('sdp', 'has no video m= section');
+  const video = parsed.media[videoIndex]!;
+  const dir = direction(video);
+  if (dir !== way && dir !== 'sendrecv') throw new ValidationError('sdp', `video must be ${way} or sendrecv to ${way === 'recvonly' ? 'receive' : 'publish'}, not ${dir}`);
+  requireSecurity(parsed, video);
+  return { parsed, videoIndex, video };
+}
+
 function requireSecurity(parsed: ParsedSdp, m: SdpMedia): void {
   if (!m.lines.some((l) => l.startsWith('a=fingerprint:')) && !parsed.session.some((l) => l.startsWith('a=fingerprint:'))) {
     throw new ValidationError('sdp', 'has no DTLS fingerprint (a=fingerprint)');
